@@ -1,0 +1,52 @@
+//! The audit trail (SPEC §10): events, their SHA-256 hash chain, and the group-commit writer.
+
+mod chain;
+mod writer;
+
+pub use chain::{ChainBreak, chain_hash, verify_chain};
+pub use writer::{AuditError, AuditLog};
+
+use crate::domain::{AuditEvent, Outcome};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Starts an event; `at` is cut to milliseconds, the precision the store keeps and hashes.
+pub fn event(now: OffsetDateTime, actor: &str, action: &str, outcome: Outcome) -> AuditEvent {
+    let ms = crate::clock::unix_millis(now);
+    AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at: crate::clock::from_unix_millis(ms),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        outcome,
+        agent_id: None,
+        reason: None,
+        detail: Value::Object(Default::default()),
+    }
+}
+
+/// Builder helpers so call sites read as one sentence.
+pub trait EventExt {
+    fn agent(self, agent_id: impl ToString) -> Self;
+    fn reason(self, code: &str, explanation: impl Into<String>) -> Self;
+    fn with(self, key: &str, value: impl Into<Value>) -> Self;
+}
+
+impl EventExt for AuditEvent {
+    fn agent(mut self, agent_id: impl ToString) -> Self {
+        self.agent_id = Some(agent_id.to_string());
+        self
+    }
+
+    fn reason(mut self, code: &str, explanation: impl Into<String>) -> Self {
+        self.reason = Some(code.to_owned());
+        self.with("explanation", explanation.into())
+    }
+
+    fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.detail {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}

@@ -1,0 +1,99 @@
+//! Group commit: callers hand events to one writer task and wait for the commit; the writer
+//! drains whatever has queued up and commits it in one transaction, so awaiting durability per
+//! token does not cap throughput.
+
+use super::chain_hash;
+use crate::domain::AuditEvent;
+use crate::store::SharedStore;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_BATCH: usize = 1024;
+const QUEUE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit log is closed")]
+    Closed,
+    #[error("the audit log could not commit: {0}")]
+    Commit(String),
+}
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+/// A handle to the audit writer. Cloning is cheap.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<(AuditEvent, Ack)>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl AuditLog {
+    /// Starts the writer task; it ends when every handle is dropped, after draining the queue.
+    pub fn start(
+        store: SharedStore,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let handle = tokio::spawn(run(store, rx, depth.clone(), metrics));
+        (Self { tx, depth }, handle)
+    }
+
+    /// Records an event and waits until it is committed.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send((event, ack)).await.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(AuditError::Closed);
+        }
+        done.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Events waiting to be committed.
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+async fn run(
+    store: SharedStore,
+    mut rx: mpsc::Receiver<(AuditEvent, Ack)>,
+    depth: Arc<AtomicUsize>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (events, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        depth.fetch_sub(events.len(), Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let result = commit(&store, &events).await;
+        metrics
+            .audit_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.audit_batch_events.observe(events.len() as f64);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, events = events.len(), "audit commit failed");
+        }
+        for ack in acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+async fn commit(store: &SharedStore, events: &[AuditEvent]) -> Result<(), AuditError> {
+    let mut last = None;
+    // A transient failure (a busy database) gets a few retries before the callers hear of it.
+    for attempt in 0..3 {
+        match store.append_audit(events, &chain_hash).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                last = Some(e.to_string());
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+    }
+    Err(AuditError::Commit(last.unwrap_or_default()))
+}

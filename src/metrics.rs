@@ -1,0 +1,163 @@
+//! Prometheus metrics (`GET /metrics`): tokens issued and refused by grant, profile and reason;
+//! client-authentication failures; request latency per route; the audit queue and its commits;
+//! cache hit rates; signing-key ages. No label ever carries a secret, a token or a client id.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantLabels {
+    pub grant: String,
+    pub profile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub grant: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub kid: String,
+    pub state: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub tokens_issued: Family<GrantLabels, Counter>,
+    pub tokens_refused: Family<RefusalLabels, Counter>,
+    pub client_auth_failures: Family<ReasonLabels, Counter>,
+    pub requests: HistogramFamily<RouteLabels>,
+    pub audit_queue_depth: Gauge,
+    pub audit_commit_seconds: Histogram,
+    pub audit_batch_events: Histogram,
+    pub cache: Family<CacheLabels, Counter>,
+    pub key_age_seconds: Family<KeyLabels, Gauge<f64, AtomicU64>>,
+    pub outbound_fetches: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Mutex::new(Registry::with_prefix("agentauth")),
+            tokens_issued: Family::default(),
+            tokens_refused: Family::default(),
+            client_auth_failures: Family::default(),
+            requests: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            audit_queue_depth: Gauge::default(),
+            audit_commit_seconds: latency_histogram(),
+            audit_batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            cache: Family::default(),
+            key_age_seconds: Family::default(),
+            outbound_fetches: Gauge::default(),
+        };
+        if let Ok(mut r) = m.registry.lock() {
+            r.register(
+                "tokens_issued",
+                "Access tokens issued, by grant and token profile",
+                m.tokens_issued.clone(),
+            );
+            r.register(
+                "tokens_refused",
+                "Token requests refused after client authentication, by grant and reason",
+                m.tokens_refused.clone(),
+            );
+            r.register(
+                "client_auth_failures",
+                "Failed client authentications, by reason",
+                m.client_auth_failures.clone(),
+            );
+            r.register(
+                "http_request_duration_seconds",
+                "Request latency by route and status",
+                m.requests.clone(),
+            );
+            r.register(
+                "audit_queue_depth",
+                "Audit events waiting to be committed",
+                m.audit_queue_depth.clone(),
+            );
+            r.register(
+                "audit_commit_duration_seconds",
+                "Time to commit one batch of audit events",
+                m.audit_commit_seconds.clone(),
+            );
+            r.register(
+                "audit_batch_events",
+                "Audit events per committed batch",
+                m.audit_batch_events.clone(),
+            );
+            r.register(
+                "cache_lookups",
+                "Hot-path cache lookups, by cache and hit or miss",
+                m.cache.clone(),
+            );
+            r.register(
+                "signing_key_age_seconds",
+                "Age of each published signing key",
+                m.key_age_seconds.clone(),
+            );
+            r.register(
+                "federation_fetches",
+                "Outbound JWKS and metadata fetches so far",
+                m.outbound_fetches.clone(),
+            );
+        }
+        m
+    }
+
+    pub fn cache_lookup(&self, cache: &str, hit: bool) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: cache.to_owned(),
+                result: if hit { "hit" } else { "miss" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+}

@@ -1,0 +1,51 @@
+//! Token revocation (RFC 7009): an agent revokes its own tokens.
+
+use super::client_auth::{BasicCredentials, Presented};
+use super::{OAuthError, OAuthService, Params};
+use crate::audit::{self, EventExt};
+use crate::clock::from_unix_seconds;
+use crate::domain::Outcome;
+
+impl OAuthService {
+    /// RFC 7009 §2.2: an unknown, invalid or already-expired token is not an error.
+    pub async fn revoke(
+        &self,
+        params: Params,
+        basic: Option<BasicCredentials>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<(), OAuthError> {
+        let now = self.clock.now();
+        let presented = Presented::from_request(&params, basic)?;
+        let basic_used = presented.uses_basic();
+        let client = self.authenticate(presented, source, now).await?;
+        let token = params
+            .require("token")
+            .map_err(|e| e.with_basic_challenge(basic_used))?;
+        let actor = client.agent.id.to_string();
+        let Some(verified) = self.verify_own_token(token, now) else {
+            let event = audit::event(now, &actor, "token.revoke", Outcome::Success)
+                .agent(client.agent.id)
+                .with("result", "not a live token of this server; nothing to do");
+            self.audit.record(event).await?;
+            return Ok(());
+        };
+        if verified.client_id != client.agent.id {
+            let event = audit::event(now, &actor, "token.revoke", Outcome::Failure)
+                .agent(client.agent.id)
+                .reason("not_owner", "the token was issued to another client")
+                .with("jti", verified.jti.clone());
+            self.audit.record(event).await?;
+            return Err(OAuthError::unauthorized_client(
+                "the token was not issued to this client",
+            ));
+        }
+        self.store
+            .revoke_token(&verified.jti, from_unix_seconds(verified.expires_at))
+            .await?;
+        let event = audit::event(now, &actor, "token.revoke", Outcome::Success)
+            .agent(client.agent.id)
+            .with("jti", verified.jti);
+        self.audit.record(event).await?;
+        Ok(())
+    }
+}

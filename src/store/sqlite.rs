@@ -1,0 +1,57 @@
+//! The embedded default: SQLite in WAL mode (a file, or in-memory for tests).
+
+use super::sql::impl_sql_store;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+impl_sql_store!(sqlx::Sqlite);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+impl SqlStore<sqlx::Sqlite> {
+    /// A passive checkpoint copies the WAL into the database without blocking writers.
+    async fn maintain_dialect(&self) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+            .map_err(super::sql::db_error)?;
+        Ok(())
+    }
+}
+
+/// Opens a `sqlite:` URL, creating the file if needed, and migrates it.
+pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Database(e.to_string()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        // Checkpoints run in the background (`maintain`), not inside a committing request.
+        .pragma("wal_autocheckpoint", "0")
+        .foreign_keys(true);
+    // An in-memory database lives in one connection: keep exactly one.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(if in_memory { 1 } else { 8 })
+        .min_connections(if in_memory { 1 } else { 0 })
+        .idle_timeout(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(3600))
+        })
+        .connect_with(options)
+        .await
+        .map_err(db_error)?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+    Ok(SqlStore::new(pool))
+}

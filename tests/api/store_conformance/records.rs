@@ -1,0 +1,411 @@
+//! The conformance suite, continued: resources and assignments, trusted issuers, revocations
+//! and single-use keys, the audit chain, settings.
+
+use super::{agent, days, is_conflict, now, open, resource};
+use crate::support::{Backend, fresh_database_url};
+use agentauth::audit::{EventExt, chain_hash, event, verify_chain};
+use agentauth::domain::{
+    DelegationGrant, IssuerUse, Outcome, PageRequest, RoleAssignment, TokenProfile, TrustedIssuer,
+    UserAssignment,
+};
+use agentauth::store::AuditFilter;
+use rstest::rstest;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn resources_and_assignments(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    let t = now();
+    let mut hotel = resource("api://hotel", t);
+    let mail = resource("api://mail", t);
+    store.insert_resource(&hotel).await.unwrap();
+    store.insert_resource(&mail).await.unwrap();
+    assert!(is_conflict(
+        store.insert_resource(&resource("api://hotel", t)).await
+    ));
+    assert_eq!(
+        store.get_resource(hotel.id).await.unwrap(),
+        Some(hotel.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource_by_identifier("api://hotel")
+            .await
+            .unwrap(),
+        Some(hotel.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource_by_identifier("api://none")
+            .await
+            .unwrap(),
+        None
+    );
+    hotel.name = "Hotel".into();
+    hotel.roles = vec!["r1".into()];
+    hotel.user_assignment_required = true;
+    hotel.token_profile = TokenProfile::Entra;
+    hotel.updated_at = t + days(1);
+    store.update_resource(&hotel).await.unwrap();
+    assert_eq!(
+        store.get_resource(hotel.id).await.unwrap(),
+        Some(hotel.clone())
+    );
+    let first = store.list_resources(&PageRequest::first(1)).await.unwrap();
+    let rest = store
+        .list_resources(&PageRequest {
+            limit: 10,
+            after: Some(first[0].id.to_string()),
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<Uuid> = first.iter().chain(&rest).map(|r| r.id).collect();
+    ids.sort();
+    let mut expected = vec![hotel.id, mail.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let roles = |agent, resource_id, roles: &[&str]| RoleAssignment {
+        agent_id: agent,
+        resource_id,
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    };
+    store
+        .set_roles(&roles(a, hotel.id, &["r1", "r2"]))
+        .await
+        .unwrap();
+    store.set_roles(&roles(a, hotel.id, &["r2"])).await.unwrap();
+    store.set_roles(&roles(a, mail.id, &["r1"])).await.unwrap();
+    store.set_roles(&roles(b, hotel.id, &["r1"])).await.unwrap();
+    assert_eq!(store.roles_on(a, hotel.id).await.unwrap(), vec!["r2"]);
+    let mut of_a = store.roles_of(a).await.unwrap();
+    of_a.sort_by_key(|r| r.resource_id);
+    let mut expected = vec![roles(a, hotel.id, &["r2"]), roles(a, mail.id, &["r1"])];
+    expected.sort_by_key(|r| r.resource_id);
+    assert_eq!(of_a, expected);
+    store.set_roles(&roles(a, mail.id, &[])).await.unwrap();
+    assert_eq!(
+        store.roles_of(a).await.unwrap(),
+        vec![roles(a, hotel.id, &["r2"])]
+    );
+    assert!(store.roles_on(a, mail.id).await.unwrap().is_empty());
+
+    let grant = DelegationGrant {
+        agent_id: a,
+        resource_id: hotel.id,
+        scopes: vec!["s1".into()],
+    };
+    store.set_delegation(&grant).await.unwrap();
+    assert_eq!(store.delegation_on(a, hotel.id).await.unwrap(), vec!["s1"]);
+    assert_eq!(store.delegations_of(a).await.unwrap(), vec![grant.clone()]);
+    assert!(store.delegations_of(b).await.unwrap().is_empty());
+
+    let ua = |p: &str, r: Uuid, s: &[&str]| UserAssignment {
+        principal: p.into(),
+        resource_id: r,
+        scopes: s.iter().map(|x| x.to_string()).collect(),
+    };
+    store
+        .set_user_assignment(&ua("user-1", hotel.id, &["s1"]))
+        .await
+        .unwrap();
+    store
+        .set_user_assignment(&ua("user-1", mail.id, &["s2"]))
+        .await
+        .unwrap();
+    store
+        .set_user_assignment(&ua("user-2", hotel.id, &["s1", "s2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_assignments(Some("user-1"), None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .user_assignments(None, Some(hotel.id))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .user_assignments(Some("user-2"), Some(hotel.id))
+            .await
+            .unwrap(),
+        vec![ua("user-2", hotel.id, &["s1", "s2"])]
+    );
+    assert_eq!(store.user_assignments(None, None).await.unwrap().len(), 3);
+
+    // Deleting a resource takes every assignment on it along.
+    assert!(store.delete_resource(hotel.id).await.unwrap());
+    assert!(!store.delete_resource(hotel.id).await.unwrap());
+    assert_eq!(store.get_resource(hotel.id).await.unwrap(), None);
+    assert!(store.roles_on(a, hotel.id).await.unwrap().is_empty());
+    assert!(store.delegations_of(a).await.unwrap().is_empty());
+    assert_eq!(
+        store.user_assignments(None, None).await.unwrap(),
+        vec![ua("user-1", mail.id, &["s2"])]
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn trusted_issuers(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    let t = now();
+    let issuer = |name: &str| TrustedIssuer {
+        id: Uuid::now_v7(),
+        issuer: name.into(),
+        jwks_uri: None,
+        jwks: Some(
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}),
+        ),
+        subject_claim: "oid".into(),
+        audiences: vec!["api://a".into(), "api://b".into()],
+        uses: vec![IssuerUse::SubjectTokens, IssuerUse::FederatedCredentials],
+        created_at: t,
+    };
+    let (b, a) = (issuer("https://b.example"), issuer("https://a.example"));
+    store.insert_issuer(&b).await.unwrap();
+    store.insert_issuer(&a).await.unwrap();
+    assert!(is_conflict(
+        store.insert_issuer(&issuer("https://a.example")).await
+    ));
+    assert_eq!(store.get_issuer(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.get_issuer_by_name("https://b.example").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(
+        store.get_issuer_by_name("https://c.example").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_issuers().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(store.delete_issuer(a.id).await.unwrap());
+    assert!(!store.delete_issuer(a.id).await.unwrap());
+    assert_eq!(store.list_issuers().await.unwrap(), vec![b]);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn revocations_and_single_use_keys(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    let t = now();
+    assert!(!store.is_token_revoked("jti-1").await.unwrap());
+    store.revoke_token("jti-1", t + days(1)).await.unwrap();
+    store.revoke_token("jti-1", t + days(1)).await.unwrap();
+    store.revoke_token("jti-old", t - days(1)).await.unwrap();
+    assert!(store.is_token_revoked("jti-1").await.unwrap());
+    assert!(store.is_token_revoked("jti-old").await.unwrap());
+    assert!(!store.is_token_revoked("jti-2").await.unwrap());
+
+    assert!(store.claim_once("iss|jti-a", t + days(1)).await.unwrap());
+    assert!(
+        !store.claim_once("iss|jti-a", t + days(1)).await.unwrap(),
+        "single use"
+    );
+    assert!(store.claim_once("iss|jti-b", t - days(1)).await.unwrap());
+    // Concurrent claims of one key: exactly one wins.
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        async move { store.claim_once("iss|jti-race", t + days(1)).await.unwrap() }
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for c in claims {
+        set.spawn(c);
+    }
+    let won = set.join_all().await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
+
+    // Purging forgets only what has expired.
+    store.purge_expired(t).await.unwrap();
+    assert!(store.is_token_revoked("jti-1").await.unwrap());
+    assert!(!store.is_token_revoked("jti-old").await.unwrap());
+    assert!(!store.claim_once("iss|jti-a", t + days(1)).await.unwrap());
+    assert!(store.claim_once("iss|jti-b", t + days(1)).await.unwrap());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn audit_appends_in_order_and_chains(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    let t = OffsetDateTime::now_utc();
+    let agent = Uuid::now_v7().to_string();
+    let batch = |n: usize, outcome: Outcome| -> Vec<_> {
+        (0..n)
+            .map(|i| {
+                event(
+                    t + time::Duration::milliseconds(i as i64),
+                    "tester",
+                    "thing.done",
+                    outcome,
+                )
+                .agent(&agent)
+                .with("i", i as i64)
+                .with("nested", serde_json::json!({"z": 1, "a": [1, 2]}))
+            })
+            .collect()
+    };
+    store
+        .append_audit(&batch(3, Outcome::Success), &chain_hash)
+        .await
+        .unwrap();
+    store.append_audit(&[], &chain_hash).await.unwrap();
+    let mut failure = batch(2, Outcome::Failure);
+    failure[0] = failure[0].clone().reason("denied", "because");
+    store.append_audit(&failure, &chain_hash).await.unwrap();
+    store
+        .append_audit(
+            &[event(t, "system", "other", Outcome::Success)],
+            &chain_hash,
+        )
+        .await
+        .unwrap();
+
+    let all = store
+        .list_audit(&AuditFilter::default(), &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(verify_chain(&all), Ok(6));
+    assert_eq!(all[3].event.reason.as_deref(), Some("denied"));
+    assert_eq!(
+        all[0].event.detail["nested"],
+        serde_json::json!({"z": 1, "a": [1, 2]})
+    );
+    assert_eq!(
+        all[1].event.at,
+        agentauth::clock::from_unix_millis(agentauth::clock::unix_millis(t) + 1)
+    );
+
+    let by = |f: AuditFilter| {
+        let store = store.clone();
+        async move {
+            let found = store
+                .list_audit(&f, &PageRequest::first(100))
+                .await
+                .unwrap();
+            found.iter().map(|r| r.seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        by(AuditFilter {
+            outcome: Some("failure".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![4, 5]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            agent_id: Some(agent.clone()),
+            ..Default::default()
+        })
+        .await,
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            action: Some("other".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![6]
+    );
+    let since = AuditFilter {
+        since: Some(t + time::Duration::milliseconds(1)),
+        ..Default::default()
+    };
+    assert_eq!(by(since).await, vec![2, 3, 5]);
+    let until = AuditFilter {
+        until: Some(t + time::Duration::milliseconds(1)),
+        ..Default::default()
+    };
+    assert_eq!(by(until).await, vec![1, 4, 6]);
+
+    let page = PageRequest {
+        limit: 2,
+        after: Some("2".into()),
+    };
+    let seqs: Vec<i64> = store
+        .list_audit(&AuditFilter::default(), &page)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, vec![3, 4]);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn settings(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    store.ping().await.unwrap();
+    assert_eq!(store.get_setting("tenant_id").await.unwrap(), None);
+    assert_eq!(
+        store.init_setting("tenant_id", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.init_setting("tenant_id", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.get_setting("tenant_id").await.unwrap().as_deref(),
+        Some("first")
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn reopening_migrates_nothing_and_keeps_data(#[case] backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_database_url(backend, dir.path()).await else {
+        return;
+    };
+    let first = agentauth::store::open(&url).await.unwrap();
+    let a = agent("kept", now());
+    first.insert_agent(&a).await.unwrap();
+    drop(first);
+    let second = agentauth::store::open(&url).await.expect("reopens");
+    assert_eq!(second.get_agent(a.id).await.unwrap(), Some(a));
+    assert!(agentauth::store::open("mysql://nope").await.is_err());
+}
