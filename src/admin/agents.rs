@@ -291,12 +291,13 @@ impl AdminService {
 
     /// Disabling revokes every token the agent holds (Asgardeo's "Block Agent").
     pub async fn disable_agent(&self, actor: &Actor, id: &str) -> Result<AgentView, AdminError> {
-        self.change_agent(actor, id, "agent.disable", |a, now| {
+        let revoked_at = self.clock.now();
+        self.change_agent(actor, id, "agent.disable", |a, _| {
             if a.deleted_at.is_some() {
                 return Err(AdminError::Conflict("the agent is deleted".into()));
             }
             a.disabled = true;
-            revoke_all(a, now);
+            revoke_all(a, revoked_at);
             Ok(())
         })
         .await
@@ -317,11 +318,12 @@ impl AdminService {
     }
 
     pub async fn delete_agent(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let revoked_at = self.clock.now();
         self.change_agent(actor, id, "agent.delete", |a, now| {
             if a.deleted_at.is_none() {
                 a.deleted_at = Some(now);
             }
-            revoke_all(a, now);
+            revoke_all(a, revoked_at);
             Ok(())
         })
         .await
@@ -343,8 +345,9 @@ impl AdminService {
     }
 
     pub async fn revoke_agent_tokens(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        self.change_agent(actor, id, "agent.revoke_tokens", |a, now| {
-            revoke_all(a, now);
+        let revoked_at = self.clock.now();
+        self.change_agent(actor, id, "agent.revoke_tokens", |a, _| {
+            revoke_all(a, revoked_at);
             Ok(())
         })
         .await
@@ -475,7 +478,9 @@ impl AdminService {
     }
 }
 
-/// Every token issued until now (and within this millisecond) is dead.
+/// Every token issued until `now` (and within its millisecond) is dead. `now` is the clock's
+/// precise instant, not the whole second the admin records keep: token ids carry their issue
+/// instant to the millisecond.
 fn revoke_all(agent: &mut Agent, now: OffsetDateTime) {
     agent.tokens_revoked_before_ms = crate::clock::unix_millis(now) + 1;
 }

@@ -644,7 +644,9 @@ fn record_from_json(v: Value) -> Result<crate::domain::AuditRecord, String> {
         seq: v["seq"].as_i64().ok_or("event without seq")?,
         event: crate::domain::AuditEvent {
             id: uuid::Uuid::parse_str(&s("id").unwrap_or_default()).map_err(|e| e.to_string())?,
-            at: crate::admin::parse_time("at", &at).map_err(|e| e.to_string())?,
+            // Events keep their instant to the millisecond; the hash covers all of it.
+            at: time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("event at {at:?}: {e}"))?,
             actor: s("actor").unwrap_or_default(),
             action: s("action").unwrap_or_default(),
             outcome: if s("outcome").as_deref() == Some("success") {

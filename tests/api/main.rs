@@ -11,6 +11,7 @@ mod admin_agents;
 mod admin_api;
 mod admin_errors;
 mod audit;
+mod cli;
 mod client_credentials;
 mod client_refusals;
 mod delegation_chains;
