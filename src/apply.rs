@@ -88,6 +88,9 @@ pub struct AgentSpec {
     pub tags: BTreeMap<String, String>,
     /// The blueprint's name or id.
     pub blueprint: Option<String>,
+    /// At creation, copy the blueprint's default roles and delegations.
+    #[serde(default)]
+    pub inherit_defaults: bool,
     pub client_secret: Option<String>,
     #[serde(default)]
     pub roles: Vec<Grant>,
@@ -399,6 +402,7 @@ async fn apply_agent(
                         token_ttl_seconds: a.token_ttl_seconds,
                         tags: Some(a.tags.clone()),
                         blueprint_id: blueprint_id.map(|b| b.to_string()),
+                        inherit_defaults: a.inherit_defaults,
                         id: a.id,
                     },
                 )

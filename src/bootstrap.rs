@@ -103,6 +103,7 @@ pub async fn ensure_admin(
                         token_ttl_seconds: None,
                         tags: None,
                         blueprint_id: None,
+                        inherit_defaults: false,
                         id: None,
                     },
                 )

@@ -37,6 +37,10 @@ pub struct CreateAgent {
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub blueprint_id: Option<String>,
+    /// Copy the blueprint's default role assignments and delegation grants to the new agent
+    /// (needs `blueprint_id`).
+    #[serde(default)]
+    pub inherit_defaults: bool,
     /// Only through `apply`: a fixed id for reproducible environments.
     #[serde(skip)]
     pub id: Option<Uuid>,
@@ -68,6 +72,12 @@ pub struct PutRoles {
 pub struct PutDelegation {
     pub resource: String,
     pub scopes: Vec<String>,
+}
+
+/// A grant a new agent takes over from its blueprint.
+enum Inherited {
+    Roles(PutRoles),
+    Delegation(PutDelegation),
 }
 
 pub fn check_sponsors(sponsors: &[String]) -> Result<(), AdminError> {
@@ -125,13 +135,13 @@ impl AdminService {
                 "expires_at must be in the future",
             ));
         }
-        let blueprint_id = match &req.blueprint_id {
+        let blueprint = match &req.blueprint_id {
             Some(b) => {
                 let id = Uuid::parse_str(b).map_err(|_| {
                     AdminError::invalid("blueprint_id", "blueprint_id must be a UUID")
                 })?;
                 match self.store.get_blueprint(id).await? {
-                    Some(bp) if bp.deleted_at.is_none() => Some(id),
+                    Some(bp) if bp.deleted_at.is_none() => Some(bp),
                     _ => {
                         return Err(AdminError::invalid(
                             "blueprint_id",
@@ -142,6 +152,17 @@ impl AdminService {
             }
             None => None,
         };
+        let inherited = match (&blueprint, req.inherit_defaults) {
+            (Some(bp), true) => self.blueprint_defaults(bp).await?,
+            (None, true) => {
+                return Err(AdminError::invalid(
+                    "inherit_defaults",
+                    "inherit_defaults needs a blueprint_id to inherit from",
+                ));
+            }
+            (_, false) => Vec::new(),
+        };
+        let blueprint_id = blueprint.map(|b| b.id);
         let agent = Agent {
             id: req.id.unwrap_or_else(Uuid::now_v7),
             name: req.name.trim().to_owned(),
@@ -175,7 +196,50 @@ impl AdminService {
             Some(serde_json::to_value(&view).unwrap_or_default()),
         )
         .await?;
+        let id = agent.id.to_string();
+        for grant in inherited {
+            match grant {
+                Inherited::Roles(req) => self.put_roles(actor, &id, req).await.map(|_| ())?,
+                Inherited::Delegation(req) => {
+                    self.put_delegation(actor, &id, req).await.map(|_| ())?
+                }
+            }
+        }
         Ok(view)
+    }
+
+    /// A blueprint's default role assignments and delegation grants, checked against the
+    /// resources as they are now, so that inheriting cannot fail half-way.
+    async fn blueprint_defaults(
+        &self,
+        blueprint: &crate::domain::Blueprint,
+    ) -> Result<Vec<Inherited>, AdminError> {
+        let mut out = Vec::new();
+        for (resource, roles) in &blueprint.default_roles {
+            let r = self.resource_named(resource).await?;
+            if let Some(missing) = roles.iter().find(|x| !r.roles.contains(x)) {
+                return Err(AdminError::Conflict(format!(
+                    "the blueprint's default role {missing} is no longer defined on {resource}"
+                )));
+            }
+            out.push(Inherited::Roles(PutRoles {
+                resource: resource.clone(),
+                roles: roles.clone(),
+            }));
+        }
+        for (resource, scopes) in &blueprint.default_delegations {
+            let r = self.resource_named(resource).await?;
+            if let Some(missing) = scopes.iter().find(|x| !r.scopes.contains(x)) {
+                return Err(AdminError::Conflict(format!(
+                    "the blueprint's default scope {missing} is no longer defined on {resource}"
+                )));
+            }
+            out.push(Inherited::Delegation(PutDelegation {
+                resource: resource.clone(),
+                scopes: scopes.clone(),
+            }));
+        }
+        Ok(out)
     }
 
     pub(super) async fn load_agent(&self, id: &str) -> Result<Agent, AdminError> {

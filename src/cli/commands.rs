@@ -45,6 +45,9 @@ pub enum AgentCommand {
         token_ttl_seconds: Option<i64>,
         #[arg(long)]
         blueprint_id: Option<String>,
+        /// Copy the blueprint's default roles and delegations to the new agent.
+        #[arg(long, requires = "blueprint_id")]
+        inherit_defaults: bool,
     },
     List {
         #[arg(long)]
@@ -227,7 +230,8 @@ pub enum AuditCommand {
 pub struct TokenArgs {
     #[arg(long, env = "AGENTAUTH_CLIENT_ID")]
     pub client_id: Option<String>,
-    #[arg(long, env = "AGENTAUTH_CLIENT_SECRET")]
+    /// Generated secrets are URL-safe base64 and may begin with `-`.
+    #[arg(long, env = "AGENTAUTH_CLIENT_SECRET", allow_hyphen_values = true)]
     pub client_secret: Option<String>,
     /// Default: the admin scope from the credentials file.
     #[arg(long)]
@@ -311,6 +315,7 @@ async fn agents(command: AgentCommand, api: &ApiArgs) -> Result<(), String> {
             expires_at,
             token_ttl_seconds,
             blueprint_id,
+            inherit_defaults,
         } => {
             let mut body = json!({ "name": name, "sponsors": sponsor, "owners": owner });
             let o = body.as_object_mut().ok_or("internal")?;
@@ -325,6 +330,9 @@ async fn agents(command: AgentCommand, api: &ApiArgs) -> Result<(), String> {
             }
             if let Some(t) = token_ttl_seconds {
                 o.insert("token_ttl_seconds".into(), json!(t));
+            }
+            if inherit_defaults {
+                o.insert("inherit_defaults".into(), Value::Bool(true));
             }
             (
                 c.call(Method::POST, "/agents", Some(body)).await?,

@@ -8,16 +8,23 @@ use crate::support::{Backend, TestServer, claims_of};
 use rstest::rstest;
 use serde_json::Value;
 
-/// Runs `agentauth ARGS…`; its stdout, after asserting success.
-async fn run(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentauth"))
+/// Runs `agentauth ARGS…` as it is.
+async fn run_raw(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_agentauth"))
         .args(args)
         .env_remove("AGENTAUTH_URL")
         .env_remove("AGENTAUTH_CREDENTIALS")
         .env_remove("AGENTAUTH_CA")
+        .env_remove("AGENTAUTH_CLIENT_ID")
+        .env_remove("AGENTAUTH_CLIENT_SECRET")
         .output()
         .await
-        .expect("run agentauth");
+        .expect("run agentauth")
+}
+
+/// Runs `agentauth ARGS…`; its stdout, after asserting success.
+async fn run(args: &[&str]) -> String {
+    let out = run_raw(args).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -106,6 +113,22 @@ async fn an_operator_registers_an_agent_gets_a_token_and_verifies_the_audit_chai
     let claims = claims_of(token);
     assert_eq!(claims["aud"], "api://hotel");
     assert_eq!(claims["sub"], id.as_str());
+    // Secrets are URL-safe base64: one may begin with `-`, and is still a value.
+    let refused = run_raw(&[
+        "token",
+        "--url",
+        &s.base,
+        "--client-id",
+        &id,
+        "--client-secret",
+        "-not-the-secret",
+        "--scope",
+        "api://hotel/.default",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("invalid_client"), "{stderr}");
     let decoded = run(&["decode", token]).await;
     assert!(decoded.contains("at+jwt"), "{decoded}");
     assert!(decoded.contains(&id), "{decoded}");

@@ -187,6 +187,43 @@ use = ["subject_tokens"]
     )
 }
 
+/// The example file the README and `deploy/` show applies, and applies again as a no-op.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_example_file_applies_twice(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/agentauth.example.toml");
+    let admin = s.offline_admin().await;
+    let first = agentauth::apply::apply_file(&admin, &file)
+        .await
+        .expect("applies");
+    assert!(first.created >= 6, "{first:?}");
+    let second = agentauth::apply::apply_file(&admin, &file)
+        .await
+        .expect("applies again");
+    assert_eq!((second.created, second.updated), (0, 0), "{second:?}");
+    let planner = s
+        .all_pages("/agents")
+        .await
+        .into_iter()
+        .find(|a| a["name"] == "trip-planner")
+        .expect("trip-planner");
+    let id = planner["id"].as_str().unwrap();
+    let (_, roles) = s
+        .admin(Method::GET, &format!("/agents/{id}/roles"), None)
+        .await;
+    assert_eq!(
+        roles["items"],
+        json!([{"resource": "api://hotel", "roles": ["bookings.read"]}]),
+        "inherited from the blueprint"
+    );
+}
+
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]

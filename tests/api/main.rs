@@ -16,6 +16,7 @@ mod client_credentials;
 mod client_refusals;
 mod delegation_chains;
 mod discovery;
+mod entra;
 mod fake_idp;
 mod federation;
 mod introspection;

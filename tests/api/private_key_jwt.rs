@@ -64,18 +64,10 @@ async fn an_assertion_authenticates_with_or_without_client_id(#[case] backend: B
     assert_token_for(&id, st, &body);
 
     // The Entra route's token endpoint is an accepted audience too.
-    let entra = format!("{}/{}/oauth2/v2.0/token", s.base, tenant_id(&s));
+    let entra = format!("{}/{}/oauth2/v2.0/token", s.base, s.tenant_id());
     let a = key.sign(&assertion_for(&s, &id, json!({"aud": entra})));
     let (st, body) = cc_with_assertion(&s, Some(&id), &a, SCOPE).await;
     assert_token_for(&id, st, &body);
-}
-
-/// The tenant id, from `admin-credentials.json` (SPEC §8).
-fn tenant_id(s: &TestServer) -> String {
-    let text = std::fs::read_to_string(s.data_dir.join("admin-credentials.json"))
-        .expect("admin-credentials.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    v["tenant_id"].as_str().expect("tenant_id").to_owned()
 }
 
 #[rstest]

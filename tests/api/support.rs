@@ -216,6 +216,14 @@ impl TestServer {
         self.http = reqwest::Client::new();
     }
 
+    /// The tenant id, from `admin-credentials.json` (SPEC §8).
+    pub fn tenant_id(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.join("admin-credentials.json"))
+            .expect("admin-credentials.json");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        v["tenant_id"].as_str().expect("tenant_id").to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,0 +1,407 @@
+//! Entra Agent ID compatibility (SPEC §1 blueprint, §2 Entra routes, §3 blueprint leg, §4
+//! `entra` profile): the tenant routes and their error shape, the Entra v2.0 token claims, and
+//! blueprints — inherited grants, T1 for one of its own agents only, cascading delete.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the report
+
+use crate::fake_idp::ASSERTION_TYPE;
+use crate::support::{Backend, TestServer, claims_of, header_of, keys_of, sorted};
+use agentauth::clock::{FixedClock, SharedClock};
+use reqwest::{Method, StatusCode};
+use rstest::rstest;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// POST to the tenant's Entra token route: status and body.
+async fn entra_token(
+    s: &TestServer,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    s.post_form(
+        &format!("/{}/oauth2/v2.0/token", s.tenant_id()),
+        form,
+        basic,
+    )
+    .await
+}
+
+async fn get(s: &TestServer, path: &str) -> (StatusCode, Value) {
+    let res = s.http.get(s.url(path)).send().await.expect("GET");
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Entra's error members beside RFC 6749 §5.2's.
+fn assert_entra_error(body: &Value, error: &str, aadsts: u64) {
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["error_codes"], json!([aadsts]), "{body}");
+    for member in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[member].is_string(), "{member} in {body}");
+    }
+    let description = body["error_description"]
+        .as_str()
+        .expect("error_description");
+    assert!(
+        description.starts_with(&format!("AADSTS{aadsts}:")),
+        "{body}"
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_tenant_routes_answer_as_entra_does(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let tenant = s.tenant_id();
+    let base = s.base.clone();
+
+    let (st, meta) = get(
+        &s,
+        &format!("/{tenant}/v2.0/.well-known/openid-configuration"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(meta["issuer"], format!("{base}/{tenant}/v2.0"));
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("{base}/{tenant}/oauth2/v2.0/token")
+    );
+    assert_eq!(
+        meta["jwks_uri"],
+        format!("{base}/{tenant}/discovery/v2.0/keys")
+    );
+    assert_eq!(
+        meta["authorization_endpoint"],
+        format!("{base}/{tenant}/oauth2/v2.0/authorize")
+    );
+    let (st, keys) = get(&s, &format!("/{tenant}/discovery/v2.0/keys")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(keys, get(&s, "/oauth2/jwks").await.1);
+
+    // MSAL asks about its authority without the port; the answer names this server.
+    let (st, instance) = get(
+        &s,
+        &format!(
+            "/common/discovery/instance?api-version=1.1&authorization_endpoint=https://127.0.0.1/{tenant}/oauth2/v2.0/authorize"
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        instance["tenant_discovery_endpoint"],
+        format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
+    );
+
+    let (st, body) = get(&s, "/not-this-tenant/v2.0/.well-known/openid-configuration").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_entra_error(&body, "invalid_request", 90014);
+
+    s.resource("api://hotel", &["read"], &[]).await;
+    let (id, secret) = s.agent("entra-agent").await;
+    s.grant_roles(&id, "api://hotel", &["read"]).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "api://hotel/.default"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("client_info", "1"),
+    ];
+    let (st, answer) = entra_token(&s, &form, None).await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+    assert_eq!(
+        keys_of(&answer),
+        sorted(&["access_token", "expires_in", "ext_expires_in", "token_type"]),
+        "no scope in Entra's client-credentials answer: {answer}"
+    );
+    assert_eq!(answer["ext_expires_in"], answer["expires_in"]);
+
+    let wrong = [
+        ("grant_type", "client_credentials"),
+        ("scope", "api://hotel/.default"),
+        ("client_id", id.as_str()),
+        ("client_secret", "not-the-secret"),
+    ];
+    let (st, body) = entra_token(&s, &wrong, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_entra_error(&body, "invalid_client", 7000215);
+    let (st, body) = entra_token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://hotel/nope"),
+        ],
+        Some((&id, &secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_entra_error(&body, "invalid_scope", 70011);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_resource_with_the_entra_profile_gets_entra_v2_tokens(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let tenant = s.tenant_id();
+    s.admin(
+        Method::POST,
+        "/resources",
+        Some(json!({"identifier": "api://entra-hotel", "name": "hotel", "roles": ["read"], "token_profile": "entra"})),
+    )
+    .await;
+    let (id, secret) = s.agent("entra-profile-agent").await;
+    s.grant_roles(&id, "api://entra-hotel", &["read"]).await;
+    let token = s.token(&id, &secret, "api://entra-hotel/.default").await;
+    assert_eq!(header_of(&token)["typ"], "JWT");
+    let c = claims_of(&token);
+    assert_eq!(c["iss"], format!("{}/{tenant}/v2.0", s.base));
+    assert_eq!(c["ver"], "2.0");
+    assert_eq!(c["tid"], tenant.as_str());
+    assert_eq!(c["aud"], "api://entra-hotel");
+    for member in ["sub", "oid", "azp"] {
+        assert_eq!(c[member], id.as_str(), "{member}");
+    }
+    assert_eq!(c["azpacr"], "1", "a secret");
+    assert_eq!(c["idtyp"], "app");
+    assert_eq!(c["roles"], json!(["read"]));
+    assert_eq!(c["xms_act_fct"], "3 9 11");
+    assert_eq!(c["xms_sub_fct"], "3 9 11");
+    assert!(c["uti"].is_string());
+    assert_eq!(c.get("jti"), None, "Entra tokens carry uti, not jti");
+    assert_eq!(c.get("scp"), None, "an app token has no delegated scopes");
+    // Introspection reads Entra tokens too.
+    let i = s.introspect(&token).await;
+    assert_eq!(i["active"], true, "{i}");
+    assert_eq!(i["client_id"], id.as_str());
+}
+
+/// A blueprint with a secret and default grants on `api://hotel`: (id, secret).
+async fn blueprint(s: &TestServer, name: &str) -> (String, String) {
+    let (st, bp) = s
+        .admin(
+            Method::POST,
+            "/blueprints",
+            Some(json!({
+                "name": name, "sponsors": ["travel-team@example.com"],
+                "default_roles": [{"resource": "api://hotel", "roles": ["read"]}],
+                "default_delegations": [{"resource": "api://hotel", "scopes": ["bookings.read"]}],
+            })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{bp}");
+    let id = bp["id"].as_str().expect("id").to_owned();
+    let (st, c) = s
+        .admin(
+            Method::POST,
+            &format!("/blueprints/{id}/credentials"),
+            Some(json!({"type": "client_secret"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    (id, c["secret"].as_str().expect("secret").to_owned())
+}
+
+async fn agent_of(s: &TestServer, name: &str, blueprint: &str) -> String {
+    let (st, a) = s
+        .admin(
+            Method::POST,
+            "/agents",
+            Some(json!({"name": name, "sponsors": ["travel-team@example.com"], "blueprint_id": blueprint, "inherit_defaults": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    a["id"].as_str().expect("id").to_owned()
+}
+
+async fn t1(s: &TestServer, blueprint: (&str, &str), agent: &str) -> (StatusCode, Value) {
+    entra_token(
+        s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://AzureADTokenExchange/.default"),
+            ("fmi_path", agent),
+        ],
+        Some(blueprint),
+    )
+    .await
+}
+
+/// The agent's client credentials with T1 as its assertion.
+async fn with_t1(s: &TestServer, agent: &str, t1: &str) -> (StatusCode, Value) {
+    entra_token(
+        s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://hotel/.default"),
+            ("client_id", agent),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", t1),
+        ],
+        None,
+    )
+    .await
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    s.resource("api://hotel", &["read"], &["bookings.read"])
+        .await;
+    let (bp, bp_secret) = blueprint(&s, "travel-agents").await;
+    let (other_bp, other_secret) = blueprint(&s, "other-agents").await;
+    let agent = agent_of(&s, "trip-planner", &bp).await;
+    let sibling = agent_of(&s, "trip-checker", &bp).await;
+    let stranger = agent_of(&s, "stranger", &other_bp).await;
+
+    // Inherited at creation: the blueprint's default roles and delegations.
+    let (_, roles) = s
+        .admin(Method::GET, &format!("/agents/{agent}/roles"), None)
+        .await;
+    assert_eq!(
+        roles["items"],
+        json!([{"resource": "api://hotel", "roles": ["read"]}])
+    );
+    let (_, delegations) = s
+        .admin(Method::GET, &format!("/agents/{agent}/delegations"), None)
+        .await;
+    assert_eq!(
+        delegations["items"],
+        json!([{"resource": "api://hotel", "scopes": ["bookings.read"]}])
+    );
+
+    let (st, answer) = t1(&s, (&bp, &bp_secret), &agent).await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+    let token = answer["access_token"].as_str().expect("T1").to_owned();
+    let c = claims_of(&token);
+    assert_eq!(c["aud"], "api://AzureADTokenExchange");
+    assert_eq!(c["sub"], agent.as_str());
+    assert_eq!(c["azp"], bp.as_str());
+
+    let (st, answer) = with_t1(&s, &agent, &token).await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+    let agent_token = claims_of(answer["access_token"].as_str().expect("access_token"));
+    assert_eq!(agent_token["sub"], agent.as_str());
+    assert_eq!(agent_token["roles"], json!(["read"]));
+
+    // T1 names one agent: its sibling cannot use it.
+    let (st, body) = with_t1(&s, &sibling, &token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    // A blueprint gets no T1 for another blueprint's agent, nor with another scope.
+    let (st, body) = t1(&s, (&bp, &bp_secret), &stranger).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+    let (st, body) = t1(&s, (&other_bp, &other_secret), &agent).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (st, body) = entra_token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://hotel/.default"),
+            ("fmi_path", agent.as_str()),
+        ],
+        Some((&bp, &bp_secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_scope");
+
+    // A disabled blueprint's T1 no longer authenticates its agent, and it gets no new one.
+    let (st, _) = s
+        .admin(
+            Method::PATCH,
+            &format!("/blueprints/{bp}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = with_t1(&s, &agent, &token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    let (st, body) = t1(&s, (&bp, &bp_secret), &agent).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    s.admin(
+        Method::PATCH,
+        &format!("/blueprints/{bp}"),
+        Some(json!({"disabled": false})),
+    )
+    .await;
+
+    // Deleting the blueprint soft-deletes its agents; restoring it restores them.
+    let (st, _) = s
+        .admin(Method::DELETE, &format!("/blueprints/{bp}"), None)
+        .await;
+    assert!(st.is_success(), "{st}");
+    for a in [&agent, &sibling] {
+        assert_eq!(s.get_agent(a).await["status"], "deleted");
+    }
+    assert_eq!(s.get_agent(&stranger).await["status"], "active");
+    let (st, body) = s
+        .admin(Method::POST, &format!("/blueprints/{bp}/restore"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    for a in [&agent, &sibling] {
+        assert_eq!(s.get_agent(a).await["status"], "active");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_t1_is_refused() {
+    let clock = FixedClock::at(time::OffsetDateTime::now_utc());
+    let shared: SharedClock = Arc::new(clock.clone());
+    let Some(s) = TestServer::start_with_clock(Backend::Sqlite, shared).await else {
+        return;
+    };
+    s.resource("api://hotel", &["read"], &["bookings.read"])
+        .await;
+    let (bp, bp_secret) = blueprint(&s, "travel-agents").await;
+    let agent = agent_of(&s, "trip-planner", &bp).await;
+    let (st, answer) = t1(&s, (&bp, &bp_secret), &agent).await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+    let token = answer["access_token"].as_str().expect("T1").to_owned();
+    let lifetime = answer["expires_in"].as_i64().expect("expires_in");
+    clock.advance(time::Duration::seconds(lifetime + 1));
+    let (st, body) = with_t1(&s, &agent, &token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn inheriting_needs_a_blueprint(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (st, body) = s
+        .admin(
+            Method::POST,
+            "/agents",
+            Some(
+                json!({"name": "orphan", "sponsors": ["x@example.com"], "inherit_defaults": true}),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (st, list) = s.admin(Method::GET, "/agents?limit=100", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        !list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "orphan"),
+        "a refused request changes nothing: {list}"
+    );
+}
