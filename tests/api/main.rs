@@ -23,6 +23,7 @@ mod introspection;
 mod key_rotation;
 mod lifecycle;
 mod on_behalf_of;
+mod operations;
 mod private_key_jwt;
 mod replicas;
 mod server_process;

@@ -61,21 +61,42 @@ pub async fn spawn(
         cmd.env(k, v);
     }
     let child = cmd.spawn().expect("spawn agentauth serve");
+    let tls = args.contains(&"--tls-self-signed");
+    let scheme = if tls { "https" } else { "http" };
     let mut p = ServerProcess {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("{scheme}://127.0.0.1:{port}"),
         data_dir: data_dir.to_owned(),
         http: reqwest::Client::new(),
     };
-    p.wait_ready().await;
+    p.wait_ready(tls).await;
     p
 }
 
+/// A client that trusts the CA a `--tls-self-signed` server wrote to `<data dir>/tls/ca.pem`.
+pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem).expect("a PEM certificate");
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .expect("an HTTPS client")
+}
+
 impl ServerProcess {
-    /// Polls `/readyz` until it answers 200 (gives up after a minute, showing the log).
-    async fn wait_ready(&mut self) {
+    /// Polls `/readyz` until it answers 200 (gives up after a minute, showing the log). With
+    /// `tls`, the client trusts the server's CA once it is written.
+    async fn wait_ready(&mut self, tls: bool) {
         let started = Instant::now();
+        let mut trusting = !tls;
         loop {
+            // The CA may be half-written when first seen: try again until it parses.
+            if !trusting
+                && let Ok(pem) = std::fs::read(self.data_dir.join("tls/ca.pem"))
+                && reqwest::Certificate::from_pem(&pem).is_ok()
+            {
+                self.http = client_trusting(&pem);
+                trusting = true;
+            }
             if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
                 && r.status() == StatusCode::OK
             {
