@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 1024;
+/// Scheduler turns the writer waits for more events before it commits.
+const GATHER_TURNS: usize = 4;
 const QUEUE: usize = 16 * 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -66,6 +68,17 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A commit costs the same for one event as for many: give the requests being handled
+        // right now a moment to add theirs (a few scheduler turns, not a timer).
+        for _ in 0..GATHER_TURNS {
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+        }
         let (events, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         depth.fetch_sub(events.len(), Ordering::Relaxed);
         let started = std::time::Instant::now();

@@ -23,12 +23,15 @@ pub struct AppState {
     pub admin: Arc<AdminService>,
 }
 
+pub use discovery::JWKS_MAX_AGE_SECONDS;
+
 /// Largest form body the OAuth endpoints read.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Largest JSON body the admin API reads.
-pub use discovery::JWKS_MAX_AGE_SECONDS;
-
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
+/// Largest total of request header names and values (a bearer token or client assertion is a
+/// few KiB; certificate chains in `x5c` go in the body).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.oauth.metrics.clone();
@@ -42,7 +45,31 @@ pub fn router(state: AppState) -> Router {
             record_latency(metrics.clone(), req, next)
         }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
+}
+
+/// Refuses requests whose headers together exceed `MAX_HEADER_BYTES`: 431 (RFC 6585 §5).
+async fn limit_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        let body = serde_json::json!({
+            "error": "invalid_request",
+            "error_description": format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
+        });
+        return axum::response::IntoResponse::into_response((
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(body),
+        ));
+    }
+    next.run(req).await
 }
 
 /// Request latency per route template (never the raw path: ids would explode the labels).

@@ -34,6 +34,9 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .foreign_keys(true);
     // An in-memory database lives in one connection: keep exactly one.
     let pool = SqlitePoolOptions::new()
+        // An embedded file does not drop connections: skip the ping before every acquire,
+        // a round trip to the connection's thread on each audit commit.
+        .test_before_acquire(false)
         .max_connections(if in_memory { 1 } else { 8 })
         .min_connections(if in_memory { 1 } else { 0 })
         .idle_timeout(if in_memory {

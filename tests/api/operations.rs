@@ -263,3 +263,43 @@ async fn tls_self_signed_serves_http1_and_http2_and_keeps_its_ca() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let huge = "x".repeat(20 * 1024);
+    for (method, path) in [
+        (reqwest::Method::POST, "/oauth2/token"),
+        (reqwest::Method::POST, "/oauth2/introspect"),
+        (reqwest::Method::GET, "/admin/v1/agents"),
+        (reqwest::Method::GET, "/oauth2/jwks"),
+    ] {
+        let res = s
+            .http
+            .request(method, s.url(path))
+            .header("x-padding", &huge)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(
+            res.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{path}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+    // A large but reasonable header (an 8 KiB bearer token) still passes.
+    let res = s
+        .http
+        .get(s.url("/admin/v1/agents"))
+        .bearer_auth("y".repeat(8 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
