@@ -64,42 +64,30 @@ async fn metrics_count_tokens_refusals_failures_and_routes(#[case] backend: Back
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     let after = metrics(&s).await;
-    assert_eq!(
-        delta(
-            &before,
-            &after,
-            r#"agentauth_tokens_issued_total{grant="client_credentials",profile="rfc9068"}"#
+    for (sample, expected) in [
+        (
+            r#"agentauth_tokens_issued_total{grant="client_credentials",profile="rfc9068"}"#,
+            2.0,
         ),
-        2.0,
-        "{after:#?}"
-    );
-    assert_eq!(
-        delta(
-            &before,
-            &after,
-            r#"agentauth_tokens_refused_total{grant="client_credentials",reason="invalid_scope"}"#
+        (
+            r#"agentauth_tokens_refused_total{grant="client_credentials",reason="invalid_scope"}"#,
+            1.0,
         ),
-        1.0,
-        "{after:#?}"
-    );
-    assert_eq!(
-        delta(
-            &before,
-            &after,
-            r#"agentauth_client_auth_failures_total{reason="wrong_secret"}"#
+        (
+            r#"agentauth_client_auth_failures_total{reason="wrong_secret"}"#,
+            1.0,
         ),
-        1.0,
-        "{after:#?}"
-    );
-    assert_eq!(
-        delta(
-            &before,
-            &after,
-            r#"agentauth_http_request_duration_seconds_count{method="POST",route="/oauth2/token",status="200"}"#
+        (
+            r#"agentauth_http_request_duration_seconds_count{method="POST",route="/oauth2/token",status="200"}"#,
+            2.0,
         ),
-        2.0,
-        "{after:#?}"
-    );
+    ] {
+        assert_eq!(
+            delta(&before, &after, sample),
+            expected,
+            "{sample}: {after:#?}"
+        );
+    }
     assert!(
         after.contains_key("agentauth_audit_queue_depth"),
         "{after:#?}"
