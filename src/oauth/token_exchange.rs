@@ -77,5 +77,21 @@ impl OAuthService {
             now,
         )
         .await
+        .map_err(rfc8693_error)
+    }
+}
+
+/// RFC 8693 §2.2.2: a subject or actor token that is invalid or unacceptable "for any reason"
+/// is `invalid_request` here. The shared decision says `invalid_grant`, which is right for the
+/// on-behalf-of grant (RFC 7523 §3.1, and what Entra answers); scope and target refusals keep
+/// their own codes.
+fn rfc8693_error(e: OAuthError) -> OAuthError {
+    if e.code == super::ErrorCode::InvalidGrant {
+        OAuthError {
+            code: super::ErrorCode::InvalidRequest,
+            ..e
+        }
+    } else {
+        e
     }
 }

@@ -63,7 +63,7 @@ async fn agent_chains_nest_act_and_die_with_any_agent(#[case] backend: Backend) 
         ],
     )
     .await;
-    assert_error("a token addressed to another agent", r, "invalid_grant");
+    assert_error("a token addressed to another agent", r, "invalid_request");
 
     // Disabling A, an inner agent of the chain, kills the chained token.
     let (st, body) = s
@@ -83,7 +83,7 @@ async fn agent_chains_nest_act_and_die_with_any_agent(#[case] backend: Backend) 
         ],
     )
     .await;
-    assert_error("a chain through a disabled agent", r, "invalid_grant");
+    assert_error("a chain through a disabled agent", r, "invalid_request");
 }
 
 #[rstest]
@@ -124,7 +124,7 @@ async fn chains_past_the_depth_limit_are_refused(#[case] backend: Backend) {
         ],
     )
     .await;
-    assert_error("a chain three agents deep", r, "invalid_grant");
+    assert_error("a chain three agents deep", r, "invalid_request");
 }
 
 #[rstest]
@@ -168,12 +168,12 @@ async fn the_actor_token_must_name_the_agent(#[case] backend: Backend) {
     assert_error(
         "an actor token of another agent",
         with_actor(foreign, Some(ACCESS_TOKEN)).await,
-        "invalid_grant",
+        "invalid_request",
     );
     assert_error(
         "an actor token from elsewhere",
         with_actor(user.clone(), Some(JWT)).await,
-        "invalid_grant",
+        "invalid_request",
     );
     assert_error(
         "actor_token without its type",

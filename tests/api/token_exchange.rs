@@ -367,7 +367,7 @@ async fn bad_exchanges_are_refused(#[case] backend: Backend) {
             ],
         )
         .await;
-        assert_error(what, r, "invalid_grant");
+        assert_error(what, r, "invalid_request");
     }
     let user = ok(json!({}));
     let base = [
