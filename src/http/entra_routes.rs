@@ -57,11 +57,10 @@ fn aadsts(code: ErrorCode, description: &str) -> u32 {
 }
 
 /// An OAuth error in Entra's shape: still RFC 6749 §5.2 JSON, with Entra's members beside.
-pub fn entra_error(e: OAuthError) -> Response {
+pub fn entra_error(e: OAuthError, now: time::OffsetDateTime) -> Response {
     let code = aadsts(e.code, &e.description);
     let trace = uuid::Uuid::new_v4();
     let correlation = uuid::Uuid::new_v4();
-    let now = time::OffsetDateTime::now_utc();
     let timestamp = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
         now.year(),
@@ -103,15 +102,18 @@ fn check_tenant(state: &AppState, tenant: &str) -> Result<(), Box<Response>> {
     if tenant == s.tenant_id || s.tenant_alias.as_deref() == Some(tenant) {
         Ok(())
     } else {
-        Err(Box::new(tenant_not_found(tenant)))
+        Err(Box::new(tenant_not_found(tenant, state.oauth.clock.now())))
     }
 }
 
-fn tenant_not_found(tenant: &str) -> Response {
-    let mut res = entra_error(OAuthError::invalid_request(format!(
-        "Tenant '{}' not found.",
-        tenant.chars().take(100).collect::<String>()
-    )));
+fn tenant_not_found(tenant: &str, now: time::OffsetDateTime) -> Response {
+    let mut res = entra_error(
+        OAuthError::invalid_request(format!(
+            "Tenant '{}' not found.",
+            tenant.chars().take(100).collect::<String>()
+        )),
+        now,
+    );
     *res.status_mut() = StatusCode::BAD_REQUEST;
     res
 }
@@ -128,11 +130,16 @@ async fn token(
     }
     let basic = match basic_credentials(&headers) {
         Ok(b) => b,
-        Err(e) => return entra_error(e),
+        Err(e) => return entra_error(e, state.oauth.clock.now()),
     };
     let params = match read_form(&headers, body).await {
         Ok(p) => p,
-        Err(e) => return entra_error(e.with_basic_challenge(basic.is_some())),
+        Err(e) => {
+            return entra_error(
+                e.with_basic_challenge(basic.is_some()),
+                state.oauth.clock.now(),
+            );
+        }
     };
     let client_credentials = params.get("grant_type") == Some(GRANT_CLIENT_CREDENTIALS);
     match state
@@ -156,7 +163,7 @@ async fn token(
             }
             json_no_store(&v)
         }
-        Err(e) => entra_error(e),
+        Err(e) => entra_error(e, state.oauth.clock.now()),
     }
 }
 
@@ -164,10 +171,13 @@ async fn authorize(State(state): State<AppState>, Path(tenant): Path<String>) ->
     if let Err(r) = check_tenant(&state, &tenant) {
         return *r;
     }
-    entra_error(OAuthError::new(
-        ErrorCode::UnsupportedResponseType,
-        "this server issues tokens to agents only; user sign-in is not supported",
-    ))
+    entra_error(
+        OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "this server issues tokens to agents only; user sign-in is not supported",
+        ),
+        state.oauth.clock.now(),
+    )
 }
 
 /// OIDC metadata of the tenant, Entra v2.0-shaped.

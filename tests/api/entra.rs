@@ -375,6 +375,18 @@ async fn an_expired_t1_is_refused() {
     let (st, body) = with_t1(&s, &agent, &token).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_client");
+    // Entra's timestamp comes from the server's clock, like every other instant.
+    let now = agentauth::clock::Clock::now(&clock);
+    let expected = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    assert_eq!(body["timestamp"], expected.as_str(), "{body}");
 }
 
 #[rstest]
