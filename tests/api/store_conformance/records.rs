@@ -409,3 +409,31 @@ async fn reopening_migrates_nothing_and_keeps_data(#[case] backend: Backend) {
     assert_eq!(second.get_agent(a.id).await.unwrap(), Some(a));
     assert!(agentauth::store::open("mysql://nope").await.is_err());
 }
+
+/// SQLite only: a writer that never pauses still gets its WAL reset — SQLite's own checkpoint
+/// runs after a commit that takes the WAL past 1000 pages — so the file stays a few MiB. With
+/// checkpoints left to another connection alone, it grew by every event written.
+#[tokio::test]
+async fn the_sqlite_wal_stays_small_under_sustained_writes() {
+    let Some((store, dir)) = open(Backend::Sqlite).await else {
+        return;
+    };
+    let t = OffsetDateTime::now_utc();
+    let padding = "x".repeat(1000);
+    for round in 0..60 {
+        let events: Vec<_> = (0..500)
+            .map(|i| {
+                event(t, "tester", "thing.done", Outcome::Success)
+                    .with("round", round)
+                    .with("i", i)
+                    .with("padding", padding.as_str())
+            })
+            .collect();
+        store.append_audit(&events, &chain_hash).await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("agentauth.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    // 30,000 events of about 1.2 KiB: some 36 MB of WAL if it were never reset.
+    assert!(wal < 8 * 1024 * 1024, "the WAL is {wal} bytes");
+}
