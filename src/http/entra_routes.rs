@@ -56,20 +56,19 @@ fn aadsts(code: ErrorCode, description: &str) -> u32 {
     }
 }
 
+/// Entra's `timestamp` error member: `2026-11-30 15:04:05Z`.
+const ENTRA_TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+
 /// An OAuth error in Entra's shape: still RFC 6749 §5.2 JSON, with Entra's members beside.
 pub fn entra_error(e: OAuthError, now: time::OffsetDateTime) -> Response {
     let code = aadsts(e.code, &e.description);
     let trace = uuid::Uuid::new_v4();
     let correlation = uuid::Uuid::new_v4();
-    let timestamp = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let timestamp = now
+        .to_offset(time::UtcOffset::UTC)
+        .format(ENTRA_TIMESTAMP)
+        .unwrap_or_default();
     let body = json!({
         "error": e.code.as_str(),
         "error_description": format!("AADSTS{code}: {} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}", e.description),

@@ -42,6 +42,21 @@ async fn agentauth(s: &TestServer, args: &[&str]) -> String {
     run(&all).await
 }
 
+/// `agentauth token` for the agent's roles on api://hotel.
+fn token_args<'a>(base: &'a str, id: &'a str, secret: &'a str) -> [&'a str; 9] {
+    [
+        "token",
+        "--url",
+        base,
+        "--client-id",
+        id,
+        "--client-secret",
+        secret,
+        "--scope",
+        "api://hotel/.default",
+    ]
+}
+
 async fn agentauth_json(s: &TestServer, args: &[&str]) -> Value {
     let mut with_json = args.to_vec();
     with_json.push("--json");
@@ -97,35 +112,13 @@ async fn an_operator_registers_an_agent_gets_a_token_and_verifies_the_audit_chai
         .collect();
     assert!(names.contains(&"cli-agent"), "{listed}");
 
-    let token = run(&[
-        "token",
-        "--url",
-        &s.base,
-        "--client-id",
-        &id,
-        "--client-secret",
-        &secret,
-        "--scope",
-        "api://hotel/.default",
-    ])
-    .await;
+    let token = run(&token_args(&s.base, &id, &secret)).await;
     let token = token.trim();
     let claims = claims_of(token);
     assert_eq!(claims["aud"], "api://hotel");
     assert_eq!(claims["sub"], id.as_str());
     // Secrets are URL-safe base64: one may begin with `-`, and is still a value.
-    let refused = run_raw(&[
-        "token",
-        "--url",
-        &s.base,
-        "--client-id",
-        &id,
-        "--client-secret",
-        "-not-the-secret",
-        "--scope",
-        "api://hotel/.default",
-    ])
-    .await;
+    let refused = run_raw(&token_args(&s.base, &id, "-not-the-secret")).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("invalid_client"), "{stderr}");
