@@ -151,6 +151,7 @@ pub async fn start(
     drop(audit);
 
     let (stop, mut stopped) = watch::channel(false);
+    let header_timeout = Duration::from_secs(config.limits.header_timeout_seconds.max(1));
     let background = spawn_background(
         oauth.clone(),
         stopped.clone(),
@@ -183,13 +184,7 @@ pub async fn start(
             tracing::info!("shutting down: finishing in-flight requests");
         };
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = match tls {
-            None => axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| e.to_string()),
-            Some(tls) => serve_tls(listener, tls, service, shutdown).await,
-        };
+        let served = serve(listener, tls, header_timeout, service, shutdown).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "server error");
         }
@@ -216,16 +211,17 @@ pub async fn start(
     })
 }
 
-/// HTTPS with HTTP/1.1 and HTTP/2 (ALPN), draining in-flight requests on shutdown.
-async fn serve_tls(
+type Service =
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
+
+/// HTTP, or HTTPS with HTTP/1.1 and HTTP/2 (ALPN); drains in-flight requests on shutdown.
+async fn serve(
     listener: TcpListener,
-    tls: crate::tls::TlsMaterial,
-    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+    tls: Option<crate::tls::TlsMaterial>,
+    header_timeout: Duration,
+    service: Service,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_chain_pem, tls.key_pem)
-        .await
-        .map_err(|e| format!("the TLS certificate or key is unusable: {e}"))?;
     let std_listener = listener.into_std().map_err(|e| e.to_string())?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
@@ -233,12 +229,38 @@ async fn serve_tls(
         shutdown.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(30)));
     });
-    axum_server::from_tcp_rustls(std_listener, config)
-        .map_err(|e| e.to_string())?
-        .handle(handle)
-        .serve(service)
-        .await
-        .map_err(|e| e.to_string())
+    let plain = axum_server::from_tcp(std_listener).map_err(|e| e.to_string())?;
+    match tls {
+        None => {
+            bounded(plain, header_timeout)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        Some(tls) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_chain_pem, tls.key_pem)
+                    .await
+                    .map_err(|e| format!("the TLS certificate or key is unusable: {e}"))?;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config);
+            bounded(plain.acceptor(acceptor), header_timeout)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A client gets `timeout` to send a request's headers, and a new connection its first
+/// request: a slow client cannot hold connections open (the request timeout only starts once
+/// the headers are in).
+fn bounded<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    timeout: Duration,
+) -> axum_server::Server<SocketAddr, A> {
+    server.http_builder().http1().header_read_timeout(timeout);
+    server.first_request_timeout(timeout)
 }
 
 /// Periodic work: `last_active_at` batches, key lifecycle, expired revocation entries.

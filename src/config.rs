@@ -73,6 +73,9 @@ pub struct KeysConfig {
 pub struct LimitsConfig {
     /// Seconds a request may take before it is answered 408.
     pub request_timeout_seconds: u64,
+    /// Seconds a client may take to send a request's headers (and a new connection its first
+    /// request) before the connection is closed.
+    pub header_timeout_seconds: u64,
     /// Requests handled at once; more wait.
     pub max_concurrent_requests: usize,
     /// Failed client authentications allowed in a burst, per client id and per address.
@@ -128,6 +131,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             request_timeout_seconds: 30,
+            header_timeout_seconds: 10,
             max_concurrent_requests: 4096,
             auth_failure_burst: 20,
             auth_failures_per_minute: 20,

@@ -291,3 +291,50 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Reads until the server closes the connection (`Ok(bytes)`), or gives up after `limit`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Result<Vec<u8>, &'static str> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return Err("the connection is still open"),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_clients_are_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let Some(s) =
+        TestServer::start_with(Backend::Sqlite, |c| c.limits.header_timeout_seconds = 1).await
+    else {
+        return;
+    };
+    // Headers trickling in, never finished.
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    // A connection that never sends a byte.
+    let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let limit = std::time::Duration::from_secs(5);
+    assert!(
+        read_until_closed(&mut slow, limit).await.is_ok(),
+        "slow headers"
+    );
+    assert!(
+        read_until_closed(&mut idle, limit).await.is_ok(),
+        "an idle connection"
+    );
+    // A client that sends its request at once is served as ever.
+    let res = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
