@@ -151,7 +151,7 @@ pub async fn start(
     drop(audit);
 
     let (stop, mut stopped) = watch::channel(false);
-    let header_timeout = Duration::from_secs(config.limits.header_timeout_seconds.max(1));
+    let header_timeout = Duration::from_secs(config.limits.header_timeout_seconds);
     let background = spawn_background(
         oauth.clone(),
         stopped.clone(),

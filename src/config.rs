@@ -200,6 +200,11 @@ impl Config {
                 ));
             }
         }
+        if self.limits.header_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.header_timeout_seconds must be at least 1".into(),
+            ));
+        }
         if self.limits.auth_failure_burst == 0 || self.limits.auth_failures_per_minute == 0 {
             return Err(ConfigError::Invalid(
                 "limits.auth_failure_burst and limits.auth_failures_per_minute must be at least 1"
@@ -310,6 +315,14 @@ mod tests {
             keys: KeysConfig {
                 algorithm: "HS256".into(),
                 ..KeysConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            limits: LimitsConfig {
+                header_timeout_seconds: 0,
+                ..LimitsConfig::default()
             },
             ..Config::default()
         };
