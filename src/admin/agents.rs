@@ -216,30 +216,46 @@ impl AdminService {
     ) -> Result<Vec<Inherited>, AdminError> {
         let mut out = Vec::new();
         for (resource, roles) in &blueprint.default_roles {
-            let r = self.resource_named(resource).await?;
-            if let Some(missing) = roles.iter().find(|x| !r.roles.contains(x)) {
-                return Err(AdminError::Conflict(format!(
-                    "the blueprint's default role {missing} is no longer defined on {resource}"
-                )));
-            }
+            self.still_defined(resource, roles, "role", |r| &r.roles)
+                .await?;
             out.push(Inherited::Roles(PutRoles {
                 resource: resource.clone(),
                 roles: roles.clone(),
             }));
         }
         for (resource, scopes) in &blueprint.default_delegations {
-            let r = self.resource_named(resource).await?;
-            if let Some(missing) = scopes.iter().find(|x| !r.scopes.contains(x)) {
-                return Err(AdminError::Conflict(format!(
-                    "the blueprint's default scope {missing} is no longer defined on {resource}"
-                )));
-            }
+            self.still_defined(resource, scopes, "scope", |r| &r.scopes)
+                .await?;
             out.push(Inherited::Delegation(PutDelegation {
                 resource: resource.clone(),
                 scopes: scopes.clone(),
             }));
         }
         Ok(out)
+    }
+
+    /// A blueprint's defaults go stale when their resource, or one of their roles or scopes,
+    /// is removed afterwards: the request is fine, the stored state conflicts with it (409).
+    async fn still_defined(
+        &self,
+        identifier: &str,
+        names: &[String],
+        kind: &str,
+        defined: impl Fn(&crate::domain::Resource) -> &Vec<String>,
+    ) -> Result<(), AdminError> {
+        let stale = match self.store.get_resource_by_identifier(identifier).await? {
+            None => Some(format!("{identifier} is no longer registered")),
+            Some(r) => names
+                .iter()
+                .find(|n| !defined(&r).contains(n))
+                .map(|n| format!("{kind} {n} is no longer defined on {identifier}")),
+        };
+        match stale {
+            Some(why) => Err(AdminError::Conflict(format!(
+                "the blueprint's defaults cannot be inherited: {why}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn load_agent(&self, id: &str) -> Result<Agent, AdminError> {

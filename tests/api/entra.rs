@@ -389,10 +389,21 @@ async fn an_expired_t1_is_refused() {
     assert_eq!(body["timestamp"], expected.as_str(), "{body}");
 }
 
+/// Whether an agent named `name` exists.
+async fn agent_named(s: &TestServer, name: &str) -> bool {
+    s.all_pages("/agents")
+        .await
+        .iter()
+        .any(|a| a["name"] == name)
+}
+
+/// Inheriting is refused, changing nothing, without a blueprint (400) or when the blueprint's
+/// defaults name a role, scope or resource that is gone (409).
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn inheriting_needs_a_blueprint(#[case] backend: Backend) {
+async fn inheriting_what_cannot_be_inherited_is_refused(#[case] backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;
     };
@@ -406,14 +417,54 @@ async fn inheriting_needs_a_blueprint(#[case] backend: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
-    let (st, list) = s.admin(Method::GET, "/agents?limit=100", None).await;
-    assert_eq!(st, StatusCode::OK);
     assert!(
-        !list["items"]
-            .as_array()
+        !agent_named(&s, "orphan").await,
+        "a refused request changes nothing"
+    );
+
+    let hotel = s
+        .resource_view("api://hotel", &["read"], &["bookings.read"])
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (bp, _) = blueprint(&s, "travel-agents").await;
+    for (patch, stale) in [
+        (json!({"scopes": []}), "scope bookings.read"),
+        (json!({"roles": []}), "role read"),
+    ] {
+        let (st, body) = s
+            .admin(Method::PATCH, &format!("/resources/{hotel}"), Some(patch))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let (st, body) = s
+            .admin(
+                Method::POST,
+                "/agents",
+                Some(json!({"name": "late-planner", "sponsors": ["x@example.com"], "blueprint_id": bp, "inherit_defaults": true})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(stale), "{body}");
+        assert!(!agent_named(&s, "late-planner").await);
+    }
+    let (st, body) = s
+        .admin(Method::DELETE, &format!("/resources/{hotel}"), None)
+        .await;
+    assert!(st.is_success(), "{st} {body}");
+    let (st, body) = s
+        .admin(
+            Method::POST,
+            "/agents",
+            Some(json!({"name": "late-planner", "sponsors": ["x@example.com"], "blueprint_id": bp, "inherit_defaults": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|a| a["name"] == "orphan"),
-        "a refused request changes nothing: {list}"
+            .contains("api://hotel is no longer registered"),
+        "{body}"
     );
 }
