@@ -130,3 +130,52 @@ async fn an_operator_registers_an_agent_gets_a_token_and_verifies_the_audit_chai
     let verified = agentauth(&s, &["audit", "verify"]).await;
     assert!(verified.contains("audit chain intact"), "{verified}");
 }
+
+#[tokio::test]
+async fn an_agent_made_from_a_blueprint_inherits_its_defaults_when_asked() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    s.resource("api://hotel", &["bookings.read"], &["bookings.read"])
+        .await;
+    let (st, bp) = s
+        .admin(
+            reqwest::Method::POST,
+            "/blueprints",
+            Some(serde_json::json!({
+                "name": "travel-agents", "sponsors": ["travel@example.com"],
+                "default_roles": [{"resource": "api://hotel", "roles": ["bookings.read"]}],
+            })),
+        )
+        .await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{bp}");
+    let bp = bp["id"].as_str().expect("id");
+    let from_blueprint = ["--sponsor", "travel@example.com", "--blueprint-id", bp];
+    let heir = agentauth_json(
+        &s,
+        &[
+            &["agents", "create", "heir"],
+            &from_blueprint[..],
+            &["--inherit-defaults"],
+        ]
+        .concat(),
+    )
+    .await;
+    let plain = agentauth_json(
+        &s,
+        &[&["agents", "create", "plain"], &from_blueprint[..]].concat(),
+    )
+    .await;
+    let roles = |agent: &Value| {
+        let id = agent["id"].as_str().expect("id").to_owned();
+        let s = &s;
+        async move { agentauth_json(s, &["roles", "list", &id]).await }
+    };
+    let inherited = roles(&heir).await;
+    assert_eq!(
+        inherited["items"],
+        serde_json::json!([{"resource": "api://hotel", "roles": ["bookings.read"]}]),
+        "{inherited}"
+    );
+    assert_eq!(roles(&plain).await["items"], serde_json::json!([]));
+}
