@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses requests whose headers together exceed `MAX_HEADER_BYTES`: 431 (RFC 6585 §5).
+/// Refuses requests whose headers together exceed `MAX_HEADER_BYTES`: 431 (RFC 6585 §5), as an
+/// RFC 9457 problem on the admin API and as RFC 6749 §5.2 JSON elsewhere.
 async fn limit_headers(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -60,14 +61,19 @@ async fn limit_headers(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if size > MAX_HEADER_BYTES {
-        let body = serde_json::json!({
+        let status = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        let detail = format!("the request headers exceed {MAX_HEADER_BYTES} bytes");
+        if req.uri().path().starts_with("/admin/") {
+            return axum::response::IntoResponse::into_response(problem::Problem::new(
+                status, detail,
+            ));
+        }
+        let mut res = oauth_routes::json_no_store(&serde_json::json!({
             "error": "invalid_request",
-            "error_description": format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
-        });
-        return axum::response::IntoResponse::into_response((
-            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            axum::Json(body),
-        ));
+            "error_description": detail,
+        }));
+        *res.status_mut() = status;
+        return res;
     }
     next.run(req).await
 }

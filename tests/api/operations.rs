@@ -260,11 +260,21 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
         return;
     };
     let huge = "x".repeat(20 * 1024);
-    for (method, path) in [
-        (reqwest::Method::POST, "/oauth2/token"),
-        (reqwest::Method::POST, "/oauth2/introspect"),
-        (reqwest::Method::GET, "/admin/v1/agents"),
-        (reqwest::Method::GET, "/oauth2/jwks"),
+    // (method, path, content type of the answer): RFC 9457 on the admin API, RFC 6749 JSON
+    // elsewhere.
+    for (method, path, content_type) in [
+        (reqwest::Method::POST, "/oauth2/token", "application/json"),
+        (
+            reqwest::Method::POST,
+            "/oauth2/introspect",
+            "application/json",
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/agents",
+            "application/problem+json",
+        ),
+        (reqwest::Method::GET, "/oauth2/jwks", "application/json"),
     ] {
         let res = s
             .http
@@ -278,8 +288,15 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "{path}"
         );
+        assert_eq!(res.headers()["content-type"], content_type, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
         let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_request", "{path}");
+        if content_type == "application/problem+json" {
+            assert_eq!(body["status"], 431, "{body}");
+            assert!(body["detail"].as_str().unwrap().contains("16384"), "{body}");
+        } else {
+            assert_eq!(body["error"], "invalid_request", "{path}");
+        }
     }
     // A large but reasonable header (an 8 KiB bearer token) still passes.
     let res = s
