@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the report
 
-use crate::support::{Backend, TestServer, b64url, b64url_decode, header_of, keys_of, sorted};
+use crate::support::{
+    Backend, TestServer, b64url, b64url_decode, header_of, keys_of, new_kek, poll, sorted,
+};
 use agentauth::clock::{Clock, FixedClock, SharedClock};
 use agentauth::config::Config;
 use aws_lc_rs::signature::{
@@ -19,7 +21,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the server under test keeps its signing keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +34,6 @@ pub enum KeyStoreKind {
 const PREPUBLISH: i64 = 3;
 /// Seconds a retired key stays published; also the token lifetime (it may not be longer).
 const RETIRE_AFTER: i64 = 8;
-
-/// 32 random bytes, base64: a key-encryption key.
-pub fn new_kek() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).expect("random bytes");
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// Short key timings, and the key store of `kind`. The key-encryption key lives in
 /// `<data dir>/kek.b64`, made once, so a restart with the same data dir opens the same keys.
@@ -60,21 +54,6 @@ fn configure(c: &mut Config, kind: KeyStoreKind) {
 
 async fn start(backend: Backend, kind: KeyStoreKind) -> Option<TestServer> {
     TestServer::start_with(backend, |c| configure(c, kind)).await
-}
-
-/// Polls `f` until it gives a value; panics after `limit`.
-pub async fn poll<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "gave up after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The published JWKS: kid → JWK.

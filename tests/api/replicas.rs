@@ -7,9 +7,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code: a failure is the report
 
 use crate::fake_idp::{ASSERTION_TYPE, TestKey, assertion_claims};
-use crate::key_rotation::{new_kek, poll};
 use crate::server_process::{ServerProcess, free_port, spawn};
-use crate::support::{fresh_postgres_database, header_of};
+use crate::support::{fresh_postgres_database, header_of, new_kek, poll};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

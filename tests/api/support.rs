@@ -626,3 +626,30 @@ fn drop_fraction(t: &str) -> String {
         _ => t.to_owned(),
     }
 }
+
+/// 32 random bytes, base64: a key-encryption key.
+pub fn new_kek() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("random bytes");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Polls `f` until it gives a value; panics after `limit`.
+pub async fn poll<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
