@@ -7,6 +7,11 @@ use sqlx::Pool;
 /// A store over a sqlx pool of database `DB`.
 pub struct SqlStore<DB: sqlx::Database> {
     pub(super) pool: Pool<DB>,
+    /// Where the hot path's group commits go (audit batches, single-use assertion keys): for a
+    /// SQLite file, one connection of its own, so that its page cache stays warm between
+    /// batches instead of being rebuilt by whichever pooled connection comes next, and the two
+    /// writers queue for it rather than sleep in SQLite's busy handler; otherwise the pool.
+    pub(super) append_pool: Pool<DB>,
     /// The audit chain's head as this process last wrote it: (last seq, last hash). `None`
     /// means "read it from the database" (at start, and after another writer moved it).
     pub(super) audit_head: tokio::sync::Mutex<Option<(i64, String)>>,
@@ -14,8 +19,13 @@ pub struct SqlStore<DB: sqlx::Database> {
 
 impl<DB: sqlx::Database> SqlStore<DB> {
     pub(super) fn new(pool: Pool<DB>) -> Self {
+        Self::with_append_pool(pool.clone(), pool)
+    }
+
+    pub(super) fn with_append_pool(pool: Pool<DB>, append_pool: Pool<DB>) -> Self {
         Self {
             pool,
+            append_pool,
             audit_head: tokio::sync::Mutex::new(None),
         }
     }
@@ -47,6 +57,14 @@ pub(super) fn db_error(e: sqlx::Error) -> super::StoreError {
     }
 }
 
+/// A random pause of up to 2^attempt ms (at most 256 ms) after losing an append race.
+pub(super) fn collision_backoff(attempt: u32) -> std::time::Duration {
+    let mut random = [0u8; 2];
+    let _ = aws_lc_rs::rand::fill(&mut random);
+    let ceiling_us = 1000u64 << attempt.min(8);
+    std::time::Duration::from_micros(u64::from(u16::from_le_bytes(random)) * ceiling_us / 65536)
+}
+
 macro_rules! impl_sql_store {
     ($db:ty) => {
         use $crate::domain::{
@@ -57,7 +75,7 @@ macro_rules! impl_sql_store {
             json, secs, uuid, AgentRow, AuditRow, BlueprintRow, CredentialRow, IssuerRow,
             ResourceRow, ScopedRow,
         };
-        use $crate::store::sql::{db_error, json_array_contains, trusted, SqlStore};
+        use $crate::store::sql::{collision_backoff, db_error, json_array_contains, trusted, SqlStore};
         use $crate::store::{
             AgentFilter, AgentStore, ChainLink, KeyRowStore, SealedKeyRow, AssignmentStore, AuditFilter, AuditStore, BlueprintStore,
             CredentialStore, IssuerStore, ResourceStore, RevocationStore, SettingsStore,
@@ -639,7 +657,7 @@ macro_rules! impl_sql_store {
                         b.push_bind(key.clone()).push_bind(secs(*exp));
                     });
                     q.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
-                    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&self.pool).await.map_err(db_error)?;
+                    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&self.append_pool).await.map_err(db_error)?;
                     inserted.extend(rows.into_iter().map(|r| r.0));
                 }
                 // The first occurrence of a new key takes it; any repeat is a replay.
@@ -670,17 +688,19 @@ macro_rules! impl_sql_store {
                 }
                 let mut head = self.audit_head.lock().await;
                 for batch in events.chunks(AUDIT_ROWS_PER_INSERT) {
-                    let mut attempt = 0;
+                    let mut attempt: u32 = 0;
                     loop {
                         let (seq0, prev0) = match head.as_ref() {
                             Some(h) => h.clone(),
-                            None => sqlx::query_as::<_, (i64, String)>("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
-                                .fetch_one(&self.pool)
+                            None => sqlx::query_as::<_, (i64, String)>("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                                .fetch_optional(&self.append_pool)
                                 .await
-                                .map_err(db_error)?,
+                                .map_err(db_error)?
+                                .unwrap_or_else(|| (0, crate::audit::GENESIS.to_owned())),
                         };
-                        // Chain the batch on the head, then insert it in one statement: the
-                        // database's triggers advance the head and refuse a stale chain.
+                        // Chain the batch on the last row, then insert it in one statement. A
+                        // stale head (another writer appended meanwhile) reuses a taken `seq`,
+                        // so the primary key refuses the whole statement.
                         let (mut seq, mut prev) = (seq0, prev0);
                         let mut rows = Vec::with_capacity(batch.len());
                         for e in batch {
@@ -704,18 +724,22 @@ macro_rules! impl_sql_store {
                                 .push_bind(prev_hash.clone())
                                 .push_bind(hash.clone());
                         });
-                        match q.build().execute(&self.pool).await {
+                        match q.build().execute(&self.append_pool).await {
                             Ok(_) => {
                                 *head = Some((seq, prev));
                                 break;
                             }
                             Err(e) => {
-                                // Another writer (a replica) moved the head: read it and chain again.
                                 *head = None;
+                                let e = db_error(e);
                                 attempt += 1;
-                                if attempt >= 10 {
-                                    return Err(db_error(e));
+                                if !matches!(e, StoreError::Conflict(_)) || attempt >= 12 {
+                                    return Err(e);
                                 }
+                                // Another writer (a replica) appended: read the last row and chain
+                                // again, after a random pause so that a writer that keeps winning
+                                // leaves a gap.
+                                tokio::time::sleep(collision_backoff(attempt)).await;
                             }
                         }
                     }

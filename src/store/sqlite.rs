@@ -40,11 +40,30 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
     // An in-memory database lives in one connection: keep exactly one.
-    let pool = SqlitePoolOptions::new()
+    let pool = pool_options(in_memory, if in_memory { 1 } else { 8 })
+        .connect_with(options.clone())
+        .await
+        .map_err(db_error)?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+    if in_memory {
+        return Ok(SqlStore::new(pool));
+    }
+    let append_pool = pool_options(false, 1)
+        .connect_with(options)
+        .await
+        .map_err(db_error)?;
+    Ok(SqlStore::with_append_pool(pool, append_pool))
+}
+
+fn pool_options(in_memory: bool, connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
         // An embedded file does not drop connections: skip the ping before every acquire,
         // a round trip to the connection's thread on each audit commit.
         .test_before_acquire(false)
-        .max_connections(if in_memory { 1 } else { 8 })
+        .max_connections(connections)
         .min_connections(if in_memory { 1 } else { 0 })
         .idle_timeout(if in_memory {
             None
@@ -56,12 +75,4 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         } else {
             Some(Duration::from_secs(3600))
         })
-        .connect_with(options)
-        .await
-        .map_err(db_error)?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
-    Ok(SqlStore::new(pool))
 }

@@ -410,6 +410,46 @@ async fn reopening_migrates_nothing_and_keeps_data(#[case] backend: Backend) {
     assert!(agentauth::store::open("mysql://nope").await.is_err());
 }
 
+/// Two stores on one database (two replicas) appending at the same time: each batch lands whole,
+/// once, and the chain stays one unbroken line — a writer with a stale view of the last row
+/// collides on `seq`, re-reads it and chains again.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_database_url(backend, dir.path()).await else {
+        return;
+    };
+    let first = agentauth::store::open(&url).await.unwrap();
+    let second = agentauth::store::open(&url).await.unwrap();
+    let t = OffsetDateTime::now_utc();
+    let write = |store: agentauth::store::SharedStore, who: &'static str| async move {
+        for round in 0..25 {
+            let events: Vec<_> = (0..4)
+                .map(|i| event(t, who, "thing.done", Outcome::Success).with("i", round * 4 + i))
+                .collect();
+            store.append_audit(&events, &chain_hash).await.unwrap();
+        }
+    };
+    tokio::join!(write(first.clone(), "first"), write(second, "second"));
+    let all = first
+        .list_audit(&AuditFilter::default(), &PageRequest::first(500))
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(&all), Ok(200));
+    for who in ["first", "second"] {
+        let mut written: Vec<i64> = all
+            .iter()
+            .filter(|r| r.event.actor == who)
+            .map(|r| r.event.detail["i"].as_i64().unwrap())
+            .collect();
+        written.sort();
+        assert_eq!(written, (0..100).collect::<Vec<_>>(), "{who}'s events");
+    }
+}
+
 /// SQLite only: a writer that never pauses still gets its WAL reset — SQLite's own checkpoint
 /// runs after a commit that takes the WAL past 1000 pages — so the file stays a few MiB. With
 /// checkpoints left to another connection alone, it grew by every event written.
