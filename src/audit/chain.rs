@@ -1,13 +1,18 @@
 //! The hash chain: each event's hash covers the previous hash, its sequence number and its
 //! content, so editing, inserting or deleting a row breaks every later link.
 
-use crate::crypto::digest::sha256_hex;
+use crate::crypto::digest::Sha256Writer;
 use crate::domain::{AuditEvent, AuditRecord};
+use std::io::Write;
 
-/// SHA-256 over `prev_hash`, `seq` and the event's canonical JSON (keys sorted).
+/// SHA-256 over `prev_hash`, `seq` and the event's canonical JSON (keys sorted), each followed
+/// by a newline but the last. The JSON is serialized straight into the digest.
 pub fn chain_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    let body = serde_json::to_string(event).unwrap_or_default();
-    sha256_hex(format!("{prev_hash}\n{seq}\n{body}").as_bytes())
+    let mut digest = Sha256Writer::new();
+    // Writing into a digest cannot fail, and an event always serializes.
+    let _ = write!(digest, "{prev_hash}\n{seq}\n");
+    let _ = serde_json::to_writer(&mut digest, event);
+    digest.finish_hex()
 }
 
 /// Where and how a chain is broken.
@@ -75,6 +80,15 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn the_hash_covers_the_previous_hash_the_seq_and_the_json() {
+        let e = event(datetime!(2026-01-01 0:00 UTC), "a", "x", Outcome::Success);
+        let json = serde_json::to_string(&e).unwrap();
+        let expected =
+            crate::crypto::digest::sha256_hex(format!("{GENESIS}\n7\n{json}").as_bytes());
+        assert_eq!(chain_hash(GENESIS, 7, &e), expected);
     }
 
     #[test]

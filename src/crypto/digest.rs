@@ -22,13 +22,44 @@ pub fn sha1(data: &[u8]) -> Vec<u8> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// SHA-256 over whatever is written into it: serializers write straight into the digest
+/// instead of into a buffer first.
+pub struct Sha256Writer(digest::Context);
+
+impl Sha256Writer {
+    pub fn new() -> Self {
+        Self(digest::Context::new(&digest::SHA256))
+    }
+
+    pub fn finish_hex(self) -> String {
+        hex(self.0.finish().as_ref())
+    }
+}
+
+impl Default for Sha256Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub fn b64url(bytes: &[u8]) -> String {
@@ -78,4 +109,34 @@ impl std::fmt::Debug for KeyedHasher {
 /// Constant-time equality for secrets and tags.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+    }
+
+    #[test]
+    fn the_writer_hashes_what_is_written() {
+        let mut w = Sha256Writer::new();
+        w.write_all(b"ab").unwrap();
+        w.write_all(b"c").unwrap();
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            w.finish_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(w_hex(b"abc"), sha256_hex(b"abc"));
+    }
+
+    fn w_hex(data: &[u8]) -> String {
+        let mut w = Sha256Writer::new();
+        w.write_all(data).unwrap();
+        w.finish_hex()
+    }
 }
