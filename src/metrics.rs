@@ -13,14 +13,14 @@ use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GrantLabels {
-    pub grant: String,
-    pub profile: String,
+    pub grant: &'static str,
+    pub profile: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
-    pub grant: String,
-    pub reason: String,
+    pub grant: &'static str,
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,15 +30,15 @@ pub struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
-    pub status: String,
+    pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    pub cache: String,
-    pub result: String,
+    pub cache: &'static str,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,11 +143,11 @@ impl Metrics {
         m
     }
 
-    pub fn cache_lookup(&self, cache: &str, hit: bool) {
+    pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
         self.cache
             .get_or_create(&CacheLabels {
-                cache: cache.to_owned(),
-                result: if hit { "hit" } else { "miss" }.to_owned(),
+                cache,
+                result: if hit { "hit" } else { "miss" },
             })
             .inc();
     }

@@ -89,7 +89,7 @@ async fn record_latency(
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     metrics
@@ -97,8 +97,23 @@ async fn record_latency(
         .get_or_create(&crate::metrics::RouteLabels {
             method,
             route,
-            status: res.status().as_u16().to_string(),
+            status: res.status().as_u16(),
         })
         .observe(started.elapsed().as_secs_f64());
     res
+}
+
+/// The method as a label; methods this server does not route are all "other".
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

@@ -60,26 +60,20 @@ impl TokenContent {
         }
     }
 
-    pub fn to_claims(&self) -> Value {
-        match self.profile {
-            TokenProfile::Rfc9068 => {
-                let claims = Rfc9068Claims {
-                    iss: &self.issuer,
-                    sub: &self.subject,
-                    aud: &self.audience,
-                    exp: self.expires_at,
-                    iat: self.issued_at,
-                    nbf: self.issued_at,
-                    jti: self.jti.to_string(),
-                    client_id: self.client_id.to_string(),
-                    scope: (!self.scopes.is_empty()).then(|| self.scopes.join(" ")),
-                    roles: &self.roles,
-                    act: self.act.as_ref(),
-                    groups: &self.groups,
-                };
-                serde_json::to_value(claims).unwrap_or(Value::Null)
-            }
-            TokenProfile::Entra => self.entra_claims(),
+    fn rfc9068_claims(&self) -> Rfc9068Claims<'_> {
+        Rfc9068Claims {
+            iss: &self.issuer,
+            sub: &self.subject,
+            aud: &self.audience,
+            exp: self.expires_at,
+            iat: self.issued_at,
+            nbf: self.issued_at,
+            jti: self.jti.to_string(),
+            client_id: self.client_id.to_string(),
+            scope: (!self.scopes.is_empty()).then(|| self.scopes.join(" ")),
+            roles: &self.roles,
+            act: self.act.as_ref(),
+            groups: &self.groups,
         }
     }
 
@@ -121,6 +115,16 @@ impl TokenContent {
             c["xms_par_app_azp"] = Value::String(bp.to_string());
         }
         c
+    }
+}
+
+/// The claims set the profile shapes, serialized straight into the token.
+impl Serialize for TokenContent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.profile {
+            TokenProfile::Rfc9068 => self.rfc9068_claims().serialize(serializer),
+            TokenProfile::Entra => self.entra_claims().serialize(serializer),
+        }
     }
 }
 

@@ -126,8 +126,8 @@ impl OAuthService {
                 self.metrics
                     .tokens_refused
                     .get_or_create(&crate::metrics::RefusalLabels {
-                        grant: grant.short_name().to_owned(),
-                        reason: e.code.as_str().to_owned(),
+                        grant: grant.short_name(),
+                        reason: e.code.as_str(),
                     })
                     .inc();
                 if e.code != ErrorCode::ServerError {
@@ -159,7 +159,7 @@ impl OAuthService {
         let token = self
             .keys
             .signing_key()
-            .sign(content.typ(), &content.to_claims())
+            .sign(content.typ(), &content)
             .map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
                 OAuthError::server_error()
@@ -193,8 +193,8 @@ impl OAuthService {
         self.metrics
             .tokens_issued
             .get_or_create(&crate::metrics::GrantLabels {
-                grant: grant.short_name().to_owned(),
-                profile: content.profile.as_str().to_owned(),
+                grant: grant.short_name(),
+                profile: content.profile.as_str(),
             })
             .inc();
         Ok(TokenResponse {
