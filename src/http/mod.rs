@@ -68,10 +68,9 @@ async fn limit_headers(
                 status, detail,
             ));
         }
-        let mut res = oauth_routes::json_no_store(&serde_json::json!({
-            "error": "invalid_request",
-            "error_description": detail,
-        }));
+        let mut res = axum::response::IntoResponse::into_response(
+            oauth_routes::OAuthErrorResponse(crate::oauth::OAuthError::invalid_request(detail)),
+        );
         *res.status_mut() = status;
         return res;
     }
