@@ -1,6 +1,6 @@
 //! PostgreSQL, for production and several replicas.
 
-use super::sql::impl_sql_store;
+use super::sql::{impl_sql_store, migration_failed};
 use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
 
@@ -23,9 +23,6 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Postgres>> {
         .connect(url)
         .await
         .map_err(db_error)?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+    MIGRATOR.run(&pool).await.map_err(migration_failed)?;
     Ok(SqlStore::new(pool))
 }

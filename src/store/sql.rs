@@ -57,6 +57,11 @@ pub(super) fn db_error(e: sqlx::Error) -> super::StoreError {
     }
 }
 
+/// A failed migration, as the store reports it.
+pub(super) fn migration_failed(e: sqlx::migrate::MigrateError) -> super::StoreError {
+    super::StoreError::Database(format!("migration failed: {e}"))
+}
+
 /// A random pause of up to 2^attempt ms (at most 256 ms) after losing an append race.
 pub(super) fn collision_backoff(attempt: u32) -> std::time::Duration {
     let mut random = [0u8; 2];

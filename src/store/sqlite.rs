@@ -1,6 +1,6 @@
 //! The embedded default: SQLite in WAL mode (a file, or in-memory for tests).
 
-use super::sql::impl_sql_store;
+use super::sql::{impl_sql_store, migration_failed};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,10 +44,7 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .connect_with(options.clone())
         .await
         .map_err(db_error)?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+    MIGRATOR.run(&pool).await.map_err(migration_failed)?;
     if in_memory {
         return Ok(SqlStore::new(pool));
     }
