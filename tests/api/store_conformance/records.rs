@@ -450,6 +450,98 @@ async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
     }
 }
 
+/// A database the schema before migration 0003 made (a head table and triggers that checked
+/// each row against it) upgrades in place: the events written then keep their chain, and the
+/// store appends after them.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_database_url(backend, dir.path()).await else {
+        return;
+    };
+    let dialect = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    // The first two migrations alone, as the previous release shipped them.
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    for file in std::fs::read_dir(format!(
+        "{}/migrations/{dialect}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("0001") || name.starts_with("0002") {
+            std::fs::copy(&path, old.join(name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+    match backend {
+        Backend::Sqlite => {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    // Three events written under the old triggers, each continuing their head.
+    let t = OffsetDateTime::now_utc();
+    let mut prev = agentauth::audit::GENESIS.to_owned();
+    for seq in 1..=3 {
+        let e = event(t, "before", "thing.done", Outcome::Success);
+        let hash = chain_hash(&prev, seq, &e);
+        let inserted = crate::support::execute_sql(
+            backend,
+            &url,
+            &format!(
+                "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) \
+                 VALUES ({seq}, '{}', {}, 'before', 'thing.done', 'success', NULL, NULL, '{{}}', '{prev}', '{hash}')",
+                e.id,
+                agentauth::clock::unix_millis(e.at),
+            ),
+        )
+        .await;
+        assert_eq!(inserted, 1);
+        prev = hash;
+    }
+
+    let store = agentauth::store::open(&url)
+        .await
+        .expect("migrates to 0003");
+    store
+        .append_audit(
+            &[event(t, "after", "thing.done", Outcome::Success)],
+            &chain_hash,
+        )
+        .await
+        .unwrap();
+    let all = store
+        .list_audit(&AuditFilter::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(&all), Ok(4));
+    assert_eq!(
+        all.iter()
+            .map(|r| r.event.actor.as_str())
+            .collect::<Vec<_>>(),
+        vec!["before", "before", "before", "after"]
+    );
+}
+
 /// SQLite only: a writer that never pauses still gets its WAL reset — SQLite's own checkpoint
 /// runs after a commit that takes the WAL past 1000 pages — so the file stays a few MiB. With
 /// checkpoints left to another connection alone, it grew by every event written.
