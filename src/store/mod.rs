@@ -3,6 +3,7 @@
 
 mod rows;
 mod sql;
+mod wal_copier;
 
 pub mod key_store;
 pub mod postgres;

@@ -15,6 +15,8 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// The audit chain's head as this process last wrote it: (last seq, last hash). `None`
     /// means "read it from the database" (at start, and after another writer moved it).
     pub(super) audit_head: tokio::sync::Mutex<Option<(i64, String)>>,
+    /// SQLite files only: copies the WAL back into the database beside the writer.
+    pub(super) wal_copier: Option<super::wal_copier::WalCopier>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
@@ -27,6 +29,7 @@ impl<DB: sqlx::Database> SqlStore<DB> {
             pool,
             append_pool,
             audit_head: tokio::sync::Mutex::new(None),
+            wal_copier: None,
         }
     }
 }
@@ -732,6 +735,9 @@ macro_rules! impl_sql_store {
                         match q.build().execute(&self.append_pool).await {
                             Ok(_) => {
                                 *head = Some((seq, prev));
+                                if let Some(copier) = &self.wal_copier {
+                                    copier.nudge();
+                                }
                                 break;
                             }
                             Err(e) => {

@@ -10,13 +10,11 @@ impl_sql_store!(sqlx::Sqlite);
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 impl SqlStore<sqlx::Sqlite> {
-    /// A passive checkpoint copies the WAL into the database without blocking writers (see
-    /// `open` for what resets it).
+    /// Writes that no audit event followed (`last_active_at`) reach the database file too.
     async fn maintain_dialect(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await
-            .map_err(super::sql::db_error)?;
+        if let Some(copier) = &self.wal_copier {
+            copier.nudge();
+        }
         Ok(())
     }
 }
@@ -30,12 +28,12 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        // A passive checkpoint in the background (`maintain`) copies most of the WAL back off
-        // the commit path, but only a checkpoint with no commit racing it lets the WAL be
-        // reused from its start: SQLite's own, run by the writer after a commit that takes the
-        // WAL past 1000 pages, has little left to copy and does that. (With the background one
-        // alone, the WAL grew to 800 MB in two minutes of load.) A WAL that grew anyway is cut
-        // back to 64 MiB when it is reset.
+        // The WAL copier (`wal_copier.rs`) copies the WAL back off the commit path, but only
+        // a checkpoint with no commit racing it lets the WAL be reused from its start:
+        // SQLite's own, run by the writer after a commit that takes the WAL past 1000 pages,
+        // has little left to copy and does that. (With the background copy alone, the WAL
+        // grew to 800 MB in two minutes of load.) A WAL that grew anyway is cut back to
+        // 64 MiB when it is reset.
         .pragma("wal_autocheckpoint", "1000")
         .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
@@ -49,10 +47,16 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         return Ok(SqlStore::new(pool));
     }
     let append_pool = pool_options(false, 1)
+        .connect_with(options.clone())
+        .await
+        .map_err(db_error)?;
+    let copier_pool = pool_options(false, 1)
         .connect_with(options)
         .await
         .map_err(db_error)?;
-    Ok(SqlStore::with_append_pool(pool, append_pool))
+    let mut store = SqlStore::with_append_pool(pool, append_pool);
+    store.wal_copier = Some(super::wal_copier::WalCopier::start(copier_pool));
+    Ok(store)
 }
 
 fn pool_options(in_memory: bool, connections: u32) -> SqlitePoolOptions {

@@ -450,6 +450,47 @@ async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
     }
 }
 
+/// SQLite only: committed audit batches are copied from the WAL into the database file in the
+/// background, soon after each commit, not left for SQLite's own checkpoint (which runs in the
+/// writer, once the WAL passes 1000 pages, and holds up the batches queued behind it).
+#[tokio::test]
+async fn sqlite_copies_the_wal_into_the_database_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agentauth.db");
+    let store = agentauth::store::open(&format!("sqlite:{}", file.display()))
+        .await
+        .unwrap();
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    let t = OffsetDateTime::now_utc();
+    let padding = "x".repeat(1000);
+    // About 75 pages: far below the 1000 that would start SQLite's own checkpoint.
+    for round in 0..30 {
+        let events: Vec<_> = (0..10)
+            .map(|i| {
+                event(t, "writer", "thing.done", Outcome::Success)
+                    .with("i", round * 10 + i)
+                    .with("padding", padding.as_str())
+            })
+            .collect();
+        store.append_audit(&events, &chain_hash).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 250_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        size() >= before + 250_000,
+        "the database file grew from {before} to only {} bytes",
+        size()
+    );
+    let all = store
+        .list_audit(&AuditFilter::default(), &PageRequest::first(500))
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(&all), Ok(300));
+}
+
 /// A database the schema before migration 0003 made (a head table and triggers that checked
 /// each row against it) upgrades in place: the events written then keep their chain, and the
 /// store appends after them.

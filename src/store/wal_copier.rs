@@ -1,0 +1,56 @@
+//! Copies a SQLite file's WAL back into the database from a connection of its own, a few
+//! milliseconds after each audit commit, while the writer goes on committing.
+//!
+//! SQLite's own checkpoint runs in the writer, after the commit that takes the WAL past
+//! `wal_autocheckpoint` pages, and the batches queued behind it wait while it copies the whole
+//! WAL. With this copier keeping up, that checkpoint finds only the last few commits left to
+//! copy, so it is short; it is still the one that lets the WAL be reused from its start (only
+//! the writer can restart the WAL, and only when nothing is left to copy).
+
+use sqlx::{Pool, Sqlite};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long the copier lets commits pile up before a pass: each pass copies a page once
+/// however often it changed meanwhile.
+const PACE: Duration = Duration::from_millis(10);
+
+pub(crate) struct WalCopier {
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WalCopier {
+    pub(crate) fn start(pool: Pool<Sqlite>) -> Self {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(copy_loop(pool, wake.clone()));
+        Self { wake, task }
+    }
+
+    /// Something was committed: copy it soon.
+    pub(crate) fn nudge(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for WalCopier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn copy_loop(pool: Pool<Sqlite>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        tokio::time::sleep(PACE).await;
+        // PASSIVE: copies what no reader still needs, never waits for a lock, never blocks
+        // the writer.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "background WAL copy failed");
+        }
+    }
+}
