@@ -1,18 +1,40 @@
 //! The hash chain: each event's hash covers the previous hash, its sequence number and its
 //! content, so editing, inserting or deleting a row breaks every later link.
 
-use crate::crypto::digest::Sha256Writer;
-use crate::domain::{AuditEvent, AuditRecord};
-use std::io::Write;
+use crate::crypto::digest::sha256_hex_of;
+use crate::domain::{AuditEvent, AuditRecord, PreparedEvent};
 
 /// SHA-256 over `prev_hash`, `seq` and the event's canonical JSON (keys sorted), each followed
-/// by a newline but the last. The JSON is serialized straight into the digest.
+/// by a newline but the last.
 pub fn chain_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    let mut digest = Sha256Writer::new();
-    // Writing into a digest cannot fail, and an event always serializes.
-    let _ = write!(digest, "{prev_hash}\n{seq}\n");
-    let _ = serde_json::to_writer(&mut digest, event);
-    digest.finish_hex()
+    link(prev_hash, seq, &canonical_json(event))
+}
+
+/// [`chain_hash`] of an event already serialized by [`prepare`].
+pub fn link(prev_hash: &str, seq: i64, canonical_json: &[u8]) -> String {
+    let seq = seq.to_string();
+    sha256_hex_of(&[
+        prev_hash.as_bytes(),
+        b"\n",
+        seq.as_bytes(),
+        b"\n",
+        canonical_json,
+    ])
+}
+
+/// Serializes an event once, where it is recorded: the writer, which links events one after
+/// the other, then only hashes bytes.
+pub fn prepare(event: AuditEvent) -> PreparedEvent {
+    PreparedEvent {
+        canonical_json: canonical_json(&event),
+        detail_json: event.detail.to_string(),
+        event,
+    }
+}
+
+fn canonical_json(event: &AuditEvent) -> Vec<u8> {
+    // An event always serializes: its detail is a JSON value with string keys.
+    serde_json::to_vec(event).unwrap_or_default()
 }
 
 /// Where and how a chain is broken.
@@ -89,6 +111,12 @@ mod tests {
         let expected =
             crate::crypto::digest::sha256_hex(format!("{GENESIS}\n7\n{json}").as_bytes());
         assert_eq!(chain_hash(GENESIS, 7, &e), expected);
+        let prepared = prepare(e.clone());
+        assert_eq!(link(GENESIS, 7, &prepared.canonical_json), expected);
+        assert_eq!(
+            prepared.detail_json,
+            serde_json::to_string(&e.detail).unwrap()
+        );
     }
 
     #[test]

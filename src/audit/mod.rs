@@ -3,7 +3,7 @@
 mod chain;
 mod writer;
 
-pub use chain::{ChainBreak, GENESIS, chain_hash, verify_chain};
+pub use chain::{ChainBreak, GENESIS, chain_hash, link, prepare, verify_chain};
 pub use writer::{AuditError, AuditLog};
 
 use crate::domain::{AuditEvent, Outcome};

@@ -2,8 +2,8 @@
 //! drains whatever has queued up and commits it in one transaction, so awaiting durability per
 //! token does not cap throughput.
 
-use super::chain_hash;
-use crate::domain::AuditEvent;
+use super::{link, prepare};
+use crate::domain::{AuditEvent, PreparedEvent};
 use crate::store::SharedStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,7 @@ type Ack = oneshot::Sender<Result<(), AuditError>>;
 /// A handle to the audit writer. Cloning is cheap.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(AuditEvent, Ack)>,
+    tx: mpsc::Sender<(PreparedEvent, Ack)>,
     depth: Arc<AtomicUsize>,
 }
 
@@ -45,13 +45,20 @@ impl AuditLog {
 
     /// Records an event and waits until it is committed.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.submit(event).await?.committed().await
+    }
+
+    /// Hands an event to the writer without waiting for its commit: the caller does its own
+    /// work meanwhile, then awaits [`Pending::committed`].
+    pub async fn submit(&self, event: AuditEvent) -> Result<Pending, AuditError> {
+        let event = prepare(event);
         let (ack, done) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send((event, ack)).await.is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(AuditError::Closed);
         }
-        done.await.map_err(|_| AuditError::Closed)?
+        Ok(Pending { done })
     }
 
     /// Events waiting to be committed.
@@ -60,9 +67,22 @@ impl AuditLog {
     }
 }
 
+/// An event handed to the writer, not yet known to be committed.
+#[must_use = "an event is durable only once `committed` says so"]
+pub struct Pending {
+    done: oneshot::Receiver<Result<(), AuditError>>,
+}
+
+impl Pending {
+    /// Waits until the event is committed.
+    pub async fn committed(self) -> Result<(), AuditError> {
+        self.done.await.map_err(|_| AuditError::Closed)?
+    }
+}
+
 async fn run(
     store: SharedStore,
-    mut rx: mpsc::Receiver<(AuditEvent, Ack)>,
+    mut rx: mpsc::Receiver<(PreparedEvent, Ack)>,
     depth: Arc<AtomicUsize>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
@@ -96,11 +116,11 @@ async fn run(
     }
 }
 
-async fn commit(store: &SharedStore, events: &[AuditEvent]) -> Result<(), AuditError> {
+async fn commit(store: &SharedStore, events: &[PreparedEvent]) -> Result<(), AuditError> {
     let mut last = None;
     // A transient failure (a busy database) gets a few retries before the callers hear of it.
     for attempt in 0..3 {
-        match store.append_audit(events, &chain_hash).await {
+        match store.append_audit(events, &link).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 last = Some(e.to_string());

@@ -31,35 +31,13 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// SHA-256 over whatever is written into it: serializers write straight into the digest
-/// instead of into a buffer first.
-pub struct Sha256Writer(digest::Context);
-
-impl Sha256Writer {
-    pub fn new() -> Self {
-        Self(digest::Context::new(&digest::SHA256))
+/// SHA-256 over the parts one after the other, as hex: no buffer to join them first.
+pub fn sha256_hex_of(parts: &[&[u8]]) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        context.update(part);
     }
-
-    pub fn finish_hex(self) -> String {
-        hex(self.0.finish().as_ref())
-    }
-}
-
-impl Default for Sha256Writer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::io::Write for Sha256Writer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    hex(context.finish().as_ref())
 }
 
 pub fn b64url(bytes: &[u8]) -> String {
@@ -114,7 +92,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn hex_is_lowercase_two_digits_per_byte() {
@@ -122,21 +99,12 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_hashes_what_is_written() {
-        let mut w = Sha256Writer::new();
-        w.write_all(b"ab").unwrap();
-        w.write_all(b"c").unwrap();
+    fn parts_hash_as_their_concatenation() {
         // FIPS 180-2, appendix B.1.
         assert_eq!(
-            w.finish_hex(),
+            sha256_hex_of(&[b"ab", b"", b"c"]),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(w_hex(b"abc"), sha256_hex(b"abc"));
-    }
-
-    fn w_hex(data: &[u8]) -> String {
-        let mut w = Sha256Writer::new();
-        w.write_all(data).unwrap();
-        w.finish_hex()
+        assert_eq!(sha256_hex_of(&[b"abc"]), sha256_hex(b"abc"));
     }
 }

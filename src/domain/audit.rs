@@ -38,6 +38,15 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// An event serialized once, when it was recorded (`audit::prepare`): the canonical JSON its
+/// chain hash covers, and the JSON of its detail, which the store keeps.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub event: AuditEvent,
+    pub canonical_json: Vec<u8>,
+    pub detail_json: String,
+}
+
 /// A stored event with its place in the hash chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {

@@ -9,7 +9,7 @@ pub mod resource;
 pub mod scope;
 
 pub use agent::{Agent, AgentStatus, Blueprint};
-pub use audit::{AuditEvent, AuditRecord, Outcome};
+pub use audit::{AuditEvent, AuditRecord, Outcome, PreparedEvent};
 pub use credential::{Credential, CredentialKind};
 pub use issuer::{IssuerUse, TrustedIssuer};
 pub use page::{Page, PageRequest};

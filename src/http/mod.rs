@@ -42,43 +42,15 @@ pub fn router(state: AppState) -> Router {
         .merge(entra_routes::routes())
         .nest("/admin/v1", admin_routes::routes())
         .layer(axum::middleware::from_fn(move |req, next| {
-            record_latency(metrics.clone(), req, next)
+            edge(metrics.clone(), req, next)
         }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BYTES))
-        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
 }
 
-/// Refuses requests whose headers together exceed `MAX_HEADER_BYTES`: 431 (RFC 6585 §5), as an
-/// RFC 9457 problem on the admin API and as RFC 6749 §5.2 JSON elsewhere.
-async fn limit_headers(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let size: usize = req
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if size > MAX_HEADER_BYTES {
-        let status = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        let detail = format!("the request headers exceed {MAX_HEADER_BYTES} bytes");
-        if req.uri().path().starts_with("/admin/") {
-            return axum::response::IntoResponse::into_response(problem::Problem::new(
-                status, detail,
-            ));
-        }
-        let mut res = axum::response::IntoResponse::into_response(
-            oauth_routes::OAuthErrorResponse(crate::oauth::OAuthError::invalid_request(detail)),
-        );
-        *res.status_mut() = status;
-        return res;
-    }
-    next.run(req).await
-}
-
-/// Request latency per route template (never the raw path: ids would explode the labels).
-async fn record_latency(
+/// What every request goes through (one middleware, not one per concern: each costs a service
+/// clone and a boxed future per request): the header limit, then the latency metric.
+async fn edge(
     metrics: Arc<crate::metrics::Metrics>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -90,7 +62,10 @@ async fn record_latency(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let started = std::time::Instant::now();
-    let res = next.run(req).await;
+    let res = match refuse_large_headers(&req) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
+    };
     metrics
         .requests
         .get_or_create(&crate::metrics::RouteLabels {
@@ -100,6 +75,31 @@ async fn record_latency(
         })
         .observe(started.elapsed().as_secs_f64());
     res
+}
+
+/// Refuses requests whose headers together exceed `MAX_HEADER_BYTES`: 431 (RFC 6585 §5), as an
+/// RFC 9457 problem on the admin API and as RFC 6749 §5.2 JSON elsewhere.
+fn refuse_large_headers(req: &axum::extract::Request) -> Option<axum::response::Response> {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        let status = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        let detail = format!("the request headers exceed {MAX_HEADER_BYTES} bytes");
+        if req.uri().path().starts_with("/admin/") {
+            return Some(axum::response::IntoResponse::into_response(
+                problem::Problem::new(status, detail),
+            ));
+        }
+        let mut res = axum::response::IntoResponse::into_response(
+            oauth_routes::OAuthErrorResponse(crate::oauth::OAuthError::invalid_request(detail)),
+        );
+        *res.status_mut() = status;
+        return Some(res);
+    }
+    None
 }
 
 /// The method as a label; methods this server does not route are all "other".

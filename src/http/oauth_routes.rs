@@ -122,20 +122,26 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>
         .map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .map(|(_, v)| v.into_owned())
-            .next()
-            .unwrap_or_default()
-    };
-    let client_id = unescape(id);
+    let client_id = form_unescape(id);
     if client_id.is_empty() {
         return Err(bad());
     }
     Ok(Some(BasicCredentials {
         client_id,
-        secret: SecretString::from(unescape(secret)),
+        secret: SecretString::from(form_unescape(secret)),
     }))
+}
+
+/// Undoes the form encoding RFC 6749 §2.3.1 asks of a client id and secret in Basic
+/// credentials: `+` is a space, `%XX` a byte.
+fn form_unescape(text: &str) -> String {
+    if !text.contains(['%', '+']) {
+        return text.to_owned();
+    }
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
@@ -213,4 +219,38 @@ async fn post_only() -> Response {
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use secrecy::ExposeSecret;
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let got = basic_credentials(&basic("a%2Bb%3Ac:p%20q+r%zz&s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.client_id, "a+b:c");
+        assert_eq!(got.secret.expose_secret(), "p q r%zz&s");
+        let plain = basic_credentials(&basic("agent:s3cr-et_")).unwrap().unwrap();
+        assert_eq!(plain.client_id, "agent");
+        assert_eq!(plain.secret.expose_secret(), "s3cr-et_");
+    }
+
+    #[test]
+    fn an_empty_client_id_is_refused() {
+        assert!(basic_credentials(&basic(":secret")).is_err());
+    }
 }

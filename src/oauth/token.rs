@@ -147,7 +147,8 @@ impl OAuthService {
         }
     }
 
-    /// Signs the decided token, commits its audit event, and only then returns it.
+    /// Records the decided token's audit event, signs the token while the event commits, and
+    /// returns it only once the event is committed.
     async fn issue(
         &self,
         client: &AuthenticatedClient,
@@ -156,14 +157,6 @@ impl OAuthService {
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OAuthError> {
         let content = decision.content;
-        let token = self
-            .keys
-            .signing_key()
-            .sign(content.typ(), &content)
-            .map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-                OAuthError::server_error()
-            })?;
         let mut event = audit::event(
             now,
             &client.agent.id.to_string(),
@@ -188,7 +181,15 @@ impl OAuthService {
         for (k, v) in decision.audit_detail {
             event = event.with(&k, v);
         }
-        self.audit.record(event).await?;
+        // The event goes to the writer first and the token is signed while the batch commits;
+        // the token leaves only once the event is committed.
+        let pending = self.audit.submit(event).await?;
+        let token = self.sign(&content);
+        pending.committed().await?;
+        let token = match token {
+            Ok(token) => token,
+            Err(e) => return Err(self.signing_failed(client, e, now).await),
+        };
         self.activity.note(client.agent.id, now);
         self.metrics
             .tokens_issued
@@ -204,6 +205,36 @@ impl OAuthService {
             scope: decision.response_scope,
             issued_token_type: decision.issued_token_type,
         })
+    }
+
+    fn sign(&self, content: &TokenContent) -> Result<String, crate::crypto::CryptoError> {
+        self.keys.signing_key().sign(content.typ(), content)
+    }
+
+    /// The issue was recorded but no token could be signed (a key that cannot sign): the
+    /// record is corrected by a refusal, and the client gets `server_error`.
+    async fn signing_failed(
+        &self,
+        client: &AuthenticatedClient,
+        error: crate::crypto::CryptoError,
+        now: OffsetDateTime,
+    ) -> OAuthError {
+        tracing::error!(error = %error, "signing failed");
+        let event = audit::event(
+            now,
+            &client.agent.id.to_string(),
+            "token.issue",
+            Outcome::Failure,
+        )
+        .agent(client.agent.id)
+        .reason(
+            ErrorCode::ServerError.as_str(),
+            "the token could not be signed; none was returned",
+        );
+        if let Err(e) = self.audit.record(event).await {
+            return e.into();
+        }
+        OAuthError::server_error()
     }
 
     /// The lifetime rule (SPEC §3): the agent's TTL or the default, never past its expiry.

@@ -10,8 +10,8 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::{
-    Agent, AgentStatus, AuditEvent, AuditRecord, Blueprint, Credential, DelegationGrant,
-    PageRequest, Resource, RoleAssignment, TrustedIssuer, UserAssignment,
+    Agent, AgentStatus, AuditRecord, Blueprint, Credential, DelegationGrant, PageRequest,
+    PreparedEvent, Resource, RoleAssignment, TrustedIssuer, UserAssignment,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -146,14 +146,15 @@ pub trait RevocationStore: Send + Sync {
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<()>;
 }
 
-/// Computes an audit event's hash from the previous hash and its sequence number.
-pub type ChainLink = dyn for<'a, 'b> Fn(&'a str, i64, &'b AuditEvent) -> String + Send + Sync;
+/// Computes an audit event's hash from the previous hash, its sequence number and its canonical
+/// JSON.
+pub type ChainLink = dyn for<'a, 'b> Fn(&'a str, i64, &'b [u8]) -> String + Send + Sync;
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends events to the hash chain in one transaction. `link(prev_hash, seq, event)`
+    /// Appends events to the hash chain in one transaction. `link(prev_hash, seq, json)`
     /// computes each event's hash; the store serialises writers (even across replicas).
-    async fn append_audit(&self, events: &[AuditEvent], link: &ChainLink) -> StoreResult<()>;
+    async fn append_audit(&self, events: &[PreparedEvent], link: &ChainLink) -> StoreResult<()>;
     async fn list_audit(
         &self,
         filter: &AuditFilter,

@@ -76,7 +76,7 @@ pub(super) fn collision_backoff(attempt: u32) -> std::time::Duration {
 macro_rules! impl_sql_store {
     ($db:ty) => {
         use $crate::domain::{
-            Agent, AgentStatus, AuditEvent, AuditRecord, Blueprint, Credential, DelegationGrant,
+            Agent, AgentStatus, AuditRecord, PreparedEvent, Blueprint, Credential, DelegationGrant,
             PageRequest, Resource, RoleAssignment, TrustedIssuer, UserAssignment,
         };
         use $crate::store::rows::{
@@ -688,7 +688,7 @@ macro_rules! impl_sql_store {
         impl AuditStore for SqlStore<$db> {
             async fn append_audit(
                 &self,
-                events: &[AuditEvent],
+                events: &[PreparedEvent],
                 link: &ChainLink,
             ) -> StoreResult<()> {
                 if events.is_empty() {
@@ -713,13 +713,14 @@ macro_rules! impl_sql_store {
                         let mut rows = Vec::with_capacity(batch.len());
                         for e in batch {
                             seq += 1;
-                            let hash = link(&prev, seq, e);
+                            let hash = link(&prev, seq, &e.canonical_json);
                             rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
                         }
                         let mut q: QueryBuilder<$db> = QueryBuilder::new(
                             "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) ",
                         );
-                        q.push_values(&rows, |mut b, (seq, e, prev_hash, hash)| {
+                        q.push_values(&rows, |mut b, (seq, prepared, prev_hash, hash)| {
+                            let e = &prepared.event;
                             b.push_bind(*seq)
                                 .push_bind(e.id.to_string())
                                 .push_bind((e.at.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -728,7 +729,7 @@ macro_rules! impl_sql_store {
                                 .push_bind(e.outcome.as_str())
                                 .push_bind(e.agent_id.clone())
                                 .push_bind(e.reason.clone())
-                                .push_bind(json(&e.detail))
+                                .push_bind(prepared.detail_json.clone())
                                 .push_bind(prev_hash.clone())
                                 .push_bind(hash.clone());
                         });

@@ -3,15 +3,20 @@
 
 use super::{agent, days, is_conflict, now, open, resource};
 use crate::support::{Backend, fresh_database_url};
-use agentauth::audit::{EventExt, chain_hash, event, verify_chain};
+use agentauth::audit::{EventExt, chain_hash, event, link, prepare, verify_chain};
 use agentauth::domain::{
-    DelegationGrant, IssuerUse, Outcome, PageRequest, RoleAssignment, TokenProfile, TrustedIssuer,
-    UserAssignment,
+    AuditEvent, DelegationGrant, IssuerUse, Outcome, PageRequest, PreparedEvent, RoleAssignment,
+    TokenProfile, TrustedIssuer, UserAssignment,
 };
 use agentauth::store::AuditFilter;
 use rstest::rstest;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// Events as the audit writer hands them to the store.
+fn prepared(events: impl IntoIterator<Item = AuditEvent>) -> Vec<PreparedEvent> {
+    events.into_iter().map(prepare).collect()
+}
 
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
@@ -275,17 +280,17 @@ async fn audit_appends_in_order_and_chains(#[case] backend: Backend) {
             .collect()
     };
     store
-        .append_audit(&batch(3, Outcome::Success), &chain_hash)
+        .append_audit(&prepared(batch(3, Outcome::Success)), &link)
         .await
         .unwrap();
-    store.append_audit(&[], &chain_hash).await.unwrap();
+    store.append_audit(&[], &link).await.unwrap();
     let mut failure = batch(2, Outcome::Failure);
     failure[0] = failure[0].clone().reason("denied", "because");
-    store.append_audit(&failure, &chain_hash).await.unwrap();
+    store.append_audit(&prepared(failure), &link).await.unwrap();
     store
         .append_audit(
-            &[event(t, "system", "other", Outcome::Success)],
-            &chain_hash,
+            &prepared([event(t, "system", "other", Outcome::Success)]),
+            &link,
         )
         .await
         .unwrap();
@@ -430,7 +435,7 @@ async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
             let events: Vec<_> = (0..4)
                 .map(|i| event(t, who, "thing.done", Outcome::Success).with("i", round * 4 + i))
                 .collect();
-            store.append_audit(&events, &chain_hash).await.unwrap();
+            store.append_audit(&prepared(events), &link).await.unwrap();
         }
     };
     tokio::join!(write(first.clone(), "first"), write(second, "second"));
@@ -473,7 +478,7 @@ async fn sqlite_copies_the_wal_into_the_database_beside_the_writer() {
                     .with("padding", padding.as_str())
             })
             .collect();
-        store.append_audit(&events, &chain_hash).await.unwrap();
+        store.append_audit(&prepared(events), &link).await.unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while size() < before + 250_000 && std::time::Instant::now() < deadline {
@@ -565,8 +570,8 @@ async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend
         .expect("migrates to 0003");
     store
         .append_audit(
-            &[event(t, "after", "thing.done", Outcome::Success)],
-            &chain_hash,
+            &prepared([event(t, "after", "thing.done", Outcome::Success)]),
+            &link,
         )
         .await
         .unwrap();
@@ -602,7 +607,7 @@ async fn the_sqlite_wal_stays_small_under_sustained_writes() {
                     .with("padding", padding.as_str())
             })
             .collect();
-        store.append_audit(&events, &chain_hash).await.unwrap();
+        store.append_audit(&prepared(events), &link).await.unwrap();
     }
     let wal = std::fs::metadata(dir.path().join("agentauth.db-wal"))
         .map(|m| m.len())
