@@ -244,7 +244,9 @@ mod tests {
             .unwrap();
         assert_eq!(got.client_id, "a+b:c");
         assert_eq!(got.secret.expose_secret(), "p q r%zz&s");
-        let plain = basic_credentials(&basic("agent:s3cr-et_")).unwrap().unwrap();
+        let plain = basic_credentials(&basic("agent:s3cr-et_"))
+            .unwrap()
+            .unwrap();
         assert_eq!(plain.client_id, "agent");
         assert_eq!(plain.secret.expose_secret(), "s3cr-et_");
     }
