@@ -131,16 +131,7 @@ impl OAuthService {
                     })
                     .inc();
                 if e.code != ErrorCode::ServerError {
-                    let event = audit::event(
-                        now,
-                        &client.agent.id.to_string(),
-                        "token.issue",
-                        Outcome::Failure,
-                    )
-                    .agent(client.agent.id)
-                    .reason(e.code.as_str(), e.description.clone())
-                    .with("grant_type", grant.as_str());
-                    self.audit.record(event).await?;
+                    self.audit.record(refusal(&client, grant, &e, now)).await?;
                 }
                 Err(e)
             }
@@ -188,7 +179,7 @@ impl OAuthService {
         pending.committed().await?;
         let token = match token {
             Ok(token) => token,
-            Err(e) => return Err(self.signing_failed(client, e, now).await),
+            Err(e) => return Err(self.signing_failed(client, grant, e, now).await),
         };
         self.activity.note(client.agent.id, now);
         self.metrics
@@ -216,22 +207,20 @@ impl OAuthService {
     async fn signing_failed(
         &self,
         client: &AuthenticatedClient,
+        grant: Grant,
         error: crate::crypto::CryptoError,
         now: OffsetDateTime,
     ) -> OAuthError {
         tracing::error!(error = %error, "signing failed");
-        let event = audit::event(
-            now,
-            &client.agent.id.to_string(),
-            "token.issue",
-            Outcome::Failure,
-        )
-        .agent(client.agent.id)
-        .reason(
-            ErrorCode::ServerError.as_str(),
+        let refused = OAuthError::new(
+            ErrorCode::ServerError,
             "the token could not be signed; none was returned",
         );
-        if let Err(e) = self.audit.record(event).await {
+        if let Err(e) = self
+            .audit
+            .record(refusal(client, grant, &refused, now))
+            .await
+        {
             return e.into();
         }
         OAuthError::server_error()
@@ -249,4 +238,22 @@ impl OAuthService {
         }
         Ok(exp)
     }
+}
+
+/// The audit event of a refused token request.
+fn refusal(
+    client: &AuthenticatedClient,
+    grant: Grant,
+    error: &OAuthError,
+    now: OffsetDateTime,
+) -> crate::domain::AuditEvent {
+    audit::event(
+        now,
+        &client.agent.id.to_string(),
+        "token.issue",
+        Outcome::Failure,
+    )
+    .agent(client.agent.id)
+    .reason(error.code.as_str(), error.description.clone())
+    .with("grant_type", grant.as_str())
 }
