@@ -20,16 +20,22 @@ pub struct SqlStore<DB: sqlx::Database> {
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
+    /// One pool for everything.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        Self::with_append_pool(pool.clone(), pool)
+        Self::with_appends_apart(pool.clone(), pool, None)
     }
 
-    pub(super) fn with_append_pool(pool: Pool<DB>, append_pool: Pool<DB>) -> Self {
+    /// Group commits on a pool of their own, and (SQLite files) a WAL copier beside them.
+    pub(super) fn with_appends_apart(
+        pool: Pool<DB>,
+        append_pool: Pool<DB>,
+        wal_copier: Option<super::wal_copier::WalCopier>,
+    ) -> Self {
         Self {
             pool,
             append_pool,
             audit_head: tokio::sync::Mutex::new(None),
-            wal_copier: None,
+            wal_copier,
         }
     }
 }

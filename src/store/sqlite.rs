@@ -54,9 +54,12 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .connect_with(options)
         .await
         .map_err(db_error)?;
-    let mut store = SqlStore::with_append_pool(pool, append_pool);
-    store.wal_copier = Some(super::wal_copier::WalCopier::start(copier_pool));
-    Ok(store)
+    let copier = super::wal_copier::WalCopier::start(copier_pool);
+    Ok(SqlStore::with_appends_apart(
+        pool,
+        append_pool,
+        Some(copier),
+    ))
 }
 
 fn pool_options(in_memory: bool, connections: u32) -> SqlitePoolOptions {
