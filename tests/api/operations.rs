@@ -260,6 +260,7 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
         return;
     };
     let huge = "x".repeat(20 * 1024);
+    let before = metrics(&s).await;
     // (method, path, content type of the answer): RFC 9457 on the admin API, RFC 6749 JSON
     // elsewhere.
     for (method, path, content_type) in [
@@ -298,6 +299,16 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
             assert_eq!(body["error"], "invalid_request", "{path}");
         }
     }
+    // Refusals are counted like any other answer, per route template.
+    let after = metrics(&s).await;
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            r#"agentauth_http_request_duration_seconds_count{method="POST",route="/oauth2/token",status="431"}"#
+        ),
+        1.0
+    );
     // A large but reasonable header (an 8 KiB bearer token) still passes.
     let res = s
         .http
