@@ -3,6 +3,7 @@
 
 mod rows;
 mod sql;
+mod sqlite_writer;
 mod wal_copier;
 
 pub mod key_store;

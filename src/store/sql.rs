@@ -7,35 +7,32 @@ use sqlx::Pool;
 /// A store over a sqlx pool of database `DB`.
 pub struct SqlStore<DB: sqlx::Database> {
     pub(super) pool: Pool<DB>,
-    /// Where the hot path's group commits go (audit batches, single-use assertion keys): for a
-    /// SQLite file, one connection of its own, so that its page cache stays warm between
-    /// batches instead of being rebuilt by whichever pooled connection comes next, and the two
-    /// writers queue for it rather than sleep in SQLite's busy handler; otherwise the pool.
-    pub(super) append_pool: Pool<DB>,
     /// The audit chain's head as this process last wrote it: (last seq, last hash). `None`
     /// means "read it from the database" (at start, and after another writer moved it).
     pub(super) audit_head: tokio::sync::Mutex<Option<(i64, String)>>,
-    /// SQLite files only: copies the WAL back into the database beside the writer.
-    pub(super) wal_copier: Option<super::wal_copier::WalCopier>,
+    /// SQLite files only: where the hot path's group commits go instead of the pool (audit
+    /// batches, single-use assertion keys), on a connection of their own.
+    pub(super) sqlite_writer: Option<super::sqlite_writer::SqliteWriter>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
     /// One pool for everything.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        Self::with_appends_apart(pool.clone(), pool, None)
-    }
-
-    /// Group commits on a pool of their own, and (SQLite files) a WAL copier beside them.
-    pub(super) fn with_appends_apart(
-        pool: Pool<DB>,
-        append_pool: Pool<DB>,
-        wal_copier: Option<super::wal_copier::WalCopier>,
-    ) -> Self {
         Self {
             pool,
-            append_pool,
             audit_head: tokio::sync::Mutex::new(None),
-            wal_copier,
+            sqlite_writer: None,
+        }
+    }
+
+    /// A SQLite file: the pool, and the writer that takes the group commits.
+    pub(super) fn with_sqlite_writer(
+        pool: Pool<DB>,
+        writer: super::sqlite_writer::SqliteWriter,
+    ) -> Self {
+        Self {
+            sqlite_writer: Some(writer),
+            ..Self::new(pool)
         }
     }
 }
@@ -658,6 +655,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn claim_many(&self, keys: &[(String, OffsetDateTime)]) -> StoreResult<Vec<bool>> {
+                if let Some(writer) = &self.sqlite_writer {
+                    return writer.claim_many(keys).await;
+                }
                 let mut unique: Vec<&(String, OffsetDateTime)> = Vec::with_capacity(keys.len());
                 for k in keys {
                     if !unique.iter().any(|u| u.0 == k.0) {
@@ -671,7 +671,7 @@ macro_rules! impl_sql_store {
                         b.push_bind(key.clone()).push_bind(secs(*exp));
                     });
                     q.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
-                    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&self.append_pool).await.map_err(db_error)?;
+                    let rows: Vec<(String,)> = q.build_query_as().fetch_all(&self.pool).await.map_err(db_error)?;
                     inserted.extend(rows.into_iter().map(|r| r.0));
                 }
                 // The first occurrence of a new key takes it; any repeat is a replay.
@@ -700,6 +700,9 @@ macro_rules! impl_sql_store {
                 if events.is_empty() {
                     return Ok(());
                 }
+                if let Some(writer) = &self.sqlite_writer {
+                    return writer.append_audit(events, link).await;
+                }
                 let mut head = self.audit_head.lock().await;
                 for batch in events.chunks(AUDIT_ROWS_PER_INSERT) {
                     let mut attempt: u32 = 0;
@@ -707,7 +710,7 @@ macro_rules! impl_sql_store {
                         let (seq0, prev0) = match head.as_ref() {
                             Some(h) => h.clone(),
                             None => sqlx::query_as::<_, (i64, String)>("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-                                .fetch_optional(&self.append_pool)
+                                .fetch_optional(&self.pool)
                                 .await
                                 .map_err(db_error)?
                                 .unwrap_or_else(|| (0, crate::audit::GENESIS.to_owned())),
@@ -739,12 +742,9 @@ macro_rules! impl_sql_store {
                                 .push_bind(prev_hash.clone())
                                 .push_bind(hash.clone());
                         });
-                        match q.build().execute(&self.append_pool).await {
+                        match q.build().execute(&self.pool).await {
                             Ok(_) => {
                                 *head = Some((seq, prev));
-                                if let Some(copier) = &self.wal_copier {
-                                    copier.nudge();
-                                }
                                 break;
                             }
                             Err(e) => {

@@ -12,8 +12,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 impl SqlStore<sqlx::Sqlite> {
     /// Writes that no audit event followed (`last_active_at`) reach the database file too.
     async fn maintain_dialect(&self) -> StoreResult<()> {
-        if let Some(copier) = &self.wal_copier {
-            copier.nudge();
+        if let Some(writer) = &self.sqlite_writer {
+            writer.copy_soon();
         }
         Ok(())
     }
@@ -28,12 +28,10 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        // The WAL copier (`wal_copier.rs`) copies the WAL back off the commit path, but only
-        // a checkpoint with no commit racing it lets the WAL be reused from its start:
-        // SQLite's own, run by the writer after a commit that takes the WAL past 1000 pages,
-        // has little left to copy and does that. (With the background copy alone, the WAL
-        // grew to 800 MB in two minutes of load.) A WAL that grew anyway is cut back to
-        // 64 MiB when it is reset.
+        // These connections write little (admin changes, activity); SQLite's own checkpoint
+        // after 1000 pages suits them. The hot path's writer (`sqlite_writer.rs`) checkpoints
+        // on its own schedule, and the copier (`wal_copier.rs`) copies the WAL back beside it.
+        // A WAL that grew anyway is cut back to 64 MiB when it is reset.
         .pragma("wal_autocheckpoint", "1000")
         .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
@@ -46,20 +44,14 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
     if in_memory {
         return Ok(SqlStore::new(pool));
     }
-    let append_pool = pool_options(false, 1)
-        .connect_with(options.clone())
-        .await
-        .map_err(db_error)?;
+    let path = options.get_filename().to_owned();
     let copier_pool = pool_options(false, 1)
         .connect_with(options)
         .await
         .map_err(db_error)?;
     let copier = super::wal_copier::WalCopier::start(copier_pool);
-    Ok(SqlStore::with_appends_apart(
-        pool,
-        append_pool,
-        Some(copier),
-    ))
+    let writer = super::sqlite_writer::SqliteWriter::open(&path, copier)?;
+    Ok(SqlStore::with_sqlite_writer(pool, writer))
 }
 
 fn pool_options(in_memory: bool, connections: u32) -> SqlitePoolOptions {

@@ -1,11 +1,11 @@
 //! Copies a SQLite file's WAL back into the database from a connection of its own, a few
-//! milliseconds after each audit commit, while the writer goes on committing.
+//! milliseconds after each commit of the hot path's writer, while the writer goes on committing.
 //!
-//! SQLite's own checkpoint runs in the writer, after the commit that takes the WAL past
-//! `wal_autocheckpoint` pages, and the batches queued behind it wait while it copies the whole
-//! WAL. With this copier keeping up, that checkpoint finds only the last few commits left to
-//! copy, so it is short; it is still the one that lets the WAL be reused from its start (only
-//! the writer can restart the WAL, and only when nothing is left to copy).
+//! Only a checkpoint with no commit racing it lets the WAL be reused from its start, and only
+//! the writer can run one (`sqlite_writer.rs`, every 100 ms): batches wait for it. With this
+//! copier keeping up, that checkpoint finds only the last few commits left to copy, so it is
+//! short. (Without it, the writer's checkpoint copied the whole WAL while batches queued: 3–13
+//! ms. With this copier alone, the WAL grew to 800 MB in two minutes of load.)
 
 use sqlx::{Pool, Sqlite};
 use std::sync::Arc;

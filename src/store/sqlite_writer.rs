@@ -1,0 +1,219 @@
+//! The hot path's writes to a SQLite file (audit batches and single-use assertion keys) run on
+//! one connection of their own, called from the task that commits the batch, not through sqlx.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, so every batch crossed to that
+//! thread and back: two thread wake-ups per commit, which on a busy 2-core machine cost more
+//! than the commit itself and left the runtime's workers idle meanwhile. Here the commit is the
+//! few pages of one transaction copied into the OS cache (`synchronous = NORMAL` in WAL mode
+//! syncs nothing on commit): work of the same order as signing the token, done inline. What
+//! does sync, the checkpoint, runs on the blocking pool.
+
+use super::wal_copier::WalCopier;
+use super::{ChainLink, StoreError, StoreResult};
+use crate::domain::PreparedEvent;
+use rusqlite::{Connection, ErrorCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How often the writer checkpoints. The copier has copied nearly everything by then; the
+/// writer's pass, with no commit racing it, is the one that lets the next commit start the WAL
+/// again from its beginning, which bounds its size.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How long a batch waits for another process's write lock before it fails.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) struct SqliteWriter {
+    connection: Arc<Mutex<Writer>>,
+    copier: WalCopier,
+}
+
+struct Writer {
+    connection: Connection,
+    last_checkpoint: Instant,
+}
+
+impl SqliteWriter {
+    /// Opens a second connection to an already migrated database file.
+    pub(crate) fn open(path: &std::path::Path, copier: WalCopier) -> StoreResult<Self> {
+        let connection = Connection::open(path).map_err(error)?;
+        // No busy handler: a batch that finds the write lock taken must not sleep on a
+        // runtime thread; it waits asynchronously (`begin`). The writer checkpoints itself.
+        connection.busy_timeout(Duration::ZERO).map_err(error)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
+                 PRAGMA journal_size_limit = 67108864;",
+            )
+            .map_err(error)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(Writer {
+                connection,
+                last_checkpoint: Instant::now(),
+            })),
+            copier,
+        })
+    }
+
+    /// Appends a batch to the audit chain, after the last row in the file: the head is read
+    /// inside the write transaction, so another process appending to the same file cannot
+    /// make it stale.
+    pub(crate) async fn append_audit(
+        &self,
+        events: &[PreparedEvent],
+        link: &ChainLink,
+    ) -> StoreResult<()> {
+        let mut writer = self.begin().await?;
+        let result = append(&mut writer.connection, events, link);
+        self.finish(writer, result)
+    }
+
+    /// Records single-use keys: for each, in order, whether it was new (a repeat is not).
+    pub(crate) async fn claim_many(
+        &self,
+        keys: &[(String, OffsetDateTime)],
+    ) -> StoreResult<Vec<bool>> {
+        let mut writer = self.begin().await?;
+        let result = claim(&mut writer.connection, keys);
+        self.finish(writer, result)
+    }
+
+    /// Something was written through another connection: copy it into the file soon.
+    pub(crate) fn copy_soon(&self) {
+        self.copier.nudge();
+    }
+
+    /// Takes the connection and the database's write lock, waiting for another process that
+    /// holds it without blocking the thread.
+    async fn begin(&self) -> StoreResult<OwnedMutexGuard<Writer>> {
+        let writer = self.connection.clone().lock_owned().await;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match writer.connection.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => return Ok(writer),
+                Err(e) if is_busy(&e) && started.elapsed() < LOCK_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(error(e)),
+            }
+        }
+    }
+
+    /// Commits (or rolls back) the transaction `begin` opened, then checkpoints when due.
+    fn finish<T>(
+        &self,
+        mut writer: OwnedMutexGuard<Writer>,
+        result: StoreResult<T>,
+    ) -> StoreResult<T> {
+        let result = result.and_then(|value| {
+            writer
+                .connection
+                .execute_batch("COMMIT")
+                .map_err(error)
+                .map(|()| value)
+        });
+        if result.is_err() {
+            // Nothing to undo when BEGIN's transaction already ended.
+            let _ = writer.connection.execute_batch("ROLLBACK");
+            return result;
+        }
+        self.copier.nudge();
+        if writer.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            writer.last_checkpoint = Instant::now();
+            // The next batch waits for the connection; no runtime thread waits for the sync.
+            tokio::task::spawn_blocking(move || checkpoint(&writer.connection));
+        }
+        result
+    }
+}
+
+fn append(
+    connection: &mut Connection,
+    events: &[PreparedEvent],
+    link: &ChainLink,
+) -> StoreResult<()> {
+    let (mut seq, mut prev) = connection
+        .query_row(
+            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok((0, crate::audit::GENESIS.to_owned())),
+            e => Err(e),
+        })
+        .map_err(error)?;
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(error)?;
+    for prepared in events {
+        seq += 1;
+        let hash = link(&prev, seq, &prepared.canonical_json);
+        let e = &prepared.event;
+        insert
+            .execute(rusqlite::params![
+                seq,
+                e.id.to_string(),
+                crate::clock::unix_millis(e.at),
+                e.actor,
+                e.action,
+                e.outcome.as_str(),
+                e.agent_id,
+                e.reason,
+                prepared.detail_json,
+                prev,
+                hash,
+            ])
+            .map_err(error)?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+fn claim(connection: &mut Connection, keys: &[(String, OffsetDateTime)]) -> StoreResult<Vec<bool>> {
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO used_assertions (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        )
+        .map_err(error)?;
+    keys.iter()
+        .map(|(key, expires_at)| {
+            let inserted = insert
+                .execute(rusqlite::params![key, super::rows::secs(*expires_at)])
+                .map_err(error)?;
+            Ok(inserted == 1)
+        })
+        .collect()
+}
+
+fn checkpoint(connection: &Connection) {
+    // PASSIVE: copies what no reader still needs and waits for nobody.
+    let outcome = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match outcome {
+        Ok((frames, copied)) => tracing::trace!(frames, copied, "writer checkpoint"),
+        Err(e) => tracing::debug!(error = %e, "writer checkpoint failed"),
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        _ => StoreError::Database(e.to_string()),
+    }
+}
