@@ -25,9 +25,11 @@ pub fn link(prev_hash: &str, seq: i64, canonical_json: &[u8]) -> String {
 /// Serializes an event once, where it is recorded: the writer, which links events one after
 /// the other, then only hashes bytes.
 pub fn prepare(event: AuditEvent) -> PreparedEvent {
+    let canonical_json = canonical_json(&event);
+    let detail_json = detail_of(&canonical_json).unwrap_or_else(|| event.detail.to_string());
     PreparedEvent {
-        canonical_json: canonical_json(&event),
-        detail_json: event.detail.to_string(),
+        canonical_json,
+        detail_json,
         event,
     }
 }
@@ -35,6 +37,16 @@ pub fn prepare(event: AuditEvent) -> PreparedEvent {
 fn canonical_json(event: &AuditEvent) -> Vec<u8> {
     // An event always serializes: its detail is a JSON value with string keys.
     serde_json::to_vec(event).unwrap_or_default()
+}
+
+/// The detail's JSON, cut from the event's: `detail` is the event's last member, so its JSON runs
+/// from its key to the closing brace. The first `"detail":` is that key: the members before it
+/// have other names, and a `"` inside a string value is escaped.
+fn detail_of(canonical_json: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"detail\":";
+    let start = canonical_json.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let end = canonical_json.len().checked_sub(1)?;
+    String::from_utf8(canonical_json.get(start..end)?.to_vec()).ok()
 }
 
 /// Where and how a chain is broken.
@@ -84,6 +96,7 @@ mod tests {
     use super::*;
     use crate::audit::event;
     use crate::domain::Outcome;
+    use serde_json::json;
     use time::macros::datetime;
 
     fn chain(n: i64) -> Vec<AuditRecord> {
@@ -117,6 +130,28 @@ mod tests {
             prepared.detail_json,
             serde_json::to_string(&e.detail).unwrap()
         );
+    }
+
+    #[rstest::rstest]
+    #[case::empty(json!({}))]
+    #[case::nested_detail_key(json!({"detail": {"detail": "x"}, "a": [1, "\"detail\":"]}))]
+    #[case::unicode(json!({"who": "Zoë \u{1F600}", "n": -1.5, "none": null}))]
+    fn the_stored_detail_is_the_detail_serialized(#[case] detail: serde_json::Value) {
+        let mut e = event(
+            datetime!(2026-01-01 0:00 UTC),
+            "\"detail\":",
+            "x",
+            Outcome::Failure,
+        );
+        e.reason = Some("\"detail\":{}".into());
+        e.detail = detail;
+        let prepared = prepare(e.clone());
+        assert_eq!(
+            prepared.detail_json,
+            serde_json::to_string(&e.detail).unwrap()
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&prepared.detail_json).unwrap();
+        assert_eq!(parsed, e.detail);
     }
 
     #[test]
