@@ -2,7 +2,7 @@
 //! milliseconds after each commit of the hot path's writer, while the writer goes on committing.
 //!
 //! Only a checkpoint with no commit racing it lets the WAL be reused from its start, and only
-//! the writer can run one (`sqlite_writer.rs`, every 100 ms): batches wait for it. With this
+//! the writer can run one (`sqlite_writer.rs`, every 50 ms): batches wait for it. With this
 //! copier keeping up, that checkpoint finds only the last few commits left to copy, so it is
 //! short. (Without it, the writer's checkpoint copied the whole WAL while batches queued: 3–13
 //! ms. With this copier alone, the WAL grew to 800 MB in two minutes of load.)

@@ -464,7 +464,7 @@ async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
 }
 
 /// SQLite only: committed audit batches are copied from the WAL into the database file in the
-/// background, soon after each commit, not left for the writer's own checkpoint (every 100 ms,
+/// background, soon after each commit, not left for the writer's own checkpoint (every 50 ms,
 /// while the batches queued behind it wait).
 #[tokio::test]
 async fn sqlite_copies_the_wal_into_the_database_beside_the_writer() {
@@ -597,7 +597,7 @@ async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend
 }
 
 /// SQLite only: a writer that never pauses still gets its WAL reset — the writer checkpoints
-/// every 100 ms, with no commit racing it — so the file stays a few MiB. With checkpoints left to
+/// every 50 ms, with no commit racing it — so the file stays a few MiB. With checkpoints left to
 /// another connection alone, it grew by every event written.
 #[tokio::test]
 async fn the_sqlite_wal_stays_small_under_sustained_writes() {
