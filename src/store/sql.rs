@@ -1,14 +1,16 @@
 //! The SQL store. The statements are written once, in the subset of SQL that SQLite and
 //! PostgreSQL share (`$n` placeholders, `ON CONFLICT`, `RETURNING`); `impl_sql_store!` stamps
-//! the implementation out for each driver, so no `if sqlite` exists anywhere.
+//! the implementation out for each driver. The one part that differs: on a SQLite file, the hot
+//! path's group commits go to `sqlite_writer.rs` instead of the pool.
 
 use sqlx::Pool;
 
 /// A store over a sqlx pool of database `DB`.
 pub struct SqlStore<DB: sqlx::Database> {
     pub(super) pool: Pool<DB>,
-    /// The audit chain's head as this process last wrote it: (last seq, last hash). `None`
-    /// means "read it from the database" (at start, and after another writer moved it).
+    /// The audit chain's head as this process last wrote it through the pool: (last seq, last
+    /// hash). `None` means "read it from the database" (at start, and after another writer
+    /// moved it). The SQLite writer needs none: it reads the head under the file's write lock.
     pub(super) audit_head: tokio::sync::Mutex<Option<(i64, String)>>,
     /// SQLite files only: where the hot path's group commits go instead of the pool (audit
     /// batches, single-use assertion keys), on a connection of their own.
