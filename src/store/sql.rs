@@ -70,6 +70,15 @@ pub(super) fn migration_failed(e: sqlx::migrate::MigrateError) -> super::StoreEr
     super::StoreError::Database(format!("migration failed: {e}"))
 }
 
+/// The audit chain's head: the last row's `seq` and `hash`.
+pub(super) const LAST_AUDIT_ROW: &str =
+    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+
+/// The start of an audit row's INSERT, in the column order both writers bind (this file's
+/// and `sqlite_writer.rs`).
+pub(super) const INSERT_AUDIT_ROW: &str = "INSERT INTO audit_events \
+     (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash)";
+
 /// A random pause of up to 2^attempt ms (at most 256 ms) after losing an append race.
 pub(super) fn collision_backoff(attempt: u32) -> std::time::Duration {
     let mut random = [0u8; 2];
@@ -711,7 +720,7 @@ macro_rules! impl_sql_store {
                     loop {
                         let (seq0, prev0) = match head.as_ref() {
                             Some(h) => h.clone(),
-                            None => sqlx::query_as::<_, (i64, String)>("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                            None => sqlx::query_as::<_, (i64, String)>(super::sql::LAST_AUDIT_ROW)
                                 .fetch_optional(&self.pool)
                                 .await
                                 .map_err(db_error)?
@@ -727,14 +736,13 @@ macro_rules! impl_sql_store {
                             let hash = link(&prev, seq, &e.canonical_json);
                             rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
                         }
-                        let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                            "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) ",
-                        );
+                        let mut q: QueryBuilder<$db> = QueryBuilder::new(super::sql::INSERT_AUDIT_ROW);
+                        q.push(" ");
                         q.push_values(&rows, |mut b, (seq, prepared, prev_hash, hash)| {
                             let e = &prepared.event;
                             b.push_bind(*seq)
                                 .push_bind(e.id.to_string())
-                                .push_bind((e.at.unix_timestamp_nanos() / 1_000_000) as i64)
+                                .push_bind($crate::clock::unix_millis(e.at))
                                 .push_bind(e.actor.clone())
                                 .push_bind(e.action.clone())
                                 .push_bind(e.outcome.as_str())
@@ -785,10 +793,10 @@ macro_rules! impl_sql_store {
                     q.push(" AND outcome = ").push_bind(outcome.clone());
                 }
                 if let Some(since) = filter.since {
-                    q.push(" AND at_ms >= ").push_bind((since.unix_timestamp_nanos() / 1_000_000) as i64);
+                    q.push(" AND at_ms >= ").push_bind($crate::clock::unix_millis(since));
                 }
                 if let Some(until) = filter.until {
-                    q.push(" AND at_ms < ").push_bind((until.unix_timestamp_nanos() / 1_000_000) as i64);
+                    q.push(" AND at_ms < ").push_bind($crate::clock::unix_millis(until));
                 }
                 if let Some(after) = &page.after {
                     let after: i64 = after

@@ -139,21 +139,19 @@ fn append(
     link: &ChainLink,
 ) -> StoreResult<()> {
     let (mut seq, mut prev) = connection
-        .query_row(
-            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-        )
+        .query_row(super::sql::LAST_AUDIT_ROW, [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
         .or_else(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => Ok((0, crate::audit::GENESIS.to_owned())),
             e => Err(e),
         })
         .map_err(error)?;
     let mut insert = connection
-        .prepare_cached(
-            "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
+        .prepare_cached(&format!(
+            "{} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            super::sql::INSERT_AUDIT_ROW
+        ))
         .map_err(error)?;
     for prepared in events {
         seq += 1;
@@ -207,10 +205,7 @@ fn checkpoint(connection: &Connection) {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy))
 }
 
 fn error(e: rusqlite::Error) -> StoreError {
