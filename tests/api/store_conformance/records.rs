@@ -463,6 +463,43 @@ async fn two_writers_on_one_database_keep_one_chain(#[case] backend: Backend) {
     }
 }
 
+/// SQLite only: a batch that finds the file's write lock held by another connection waits for
+/// it without holding up the runtime's thread (this test has one, which must also run the task
+/// that lets the lock go), then commits.
+#[tokio::test]
+async fn sqlite_appends_wait_for_another_writer_without_blocking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("agentauth.db").display());
+    let store = agentauth::store::open(&url).await.unwrap();
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let hold = std::time::Duration::from_millis(300);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let t = OffsetDateTime::now_utc();
+    store
+        .append_audit(
+            &prepared([event(t, "waiter", "thing.done", Outcome::Success)]),
+            &link,
+        )
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= hold - std::time::Duration::from_millis(50));
+    release.await.unwrap();
+    let all = store
+        .list_audit(&AuditFilter::default(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(&all), Ok(1));
+}
+
 /// SQLite only: committed audit batches are copied from the WAL into the database file in the
 /// background, soon after each commit, not left for the writer's own checkpoint (every 50 ms,
 /// while the batches queued behind it wait).
