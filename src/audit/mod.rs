@@ -25,6 +25,21 @@ pub fn event(now: OffsetDateTime, actor: &str, action: &str, outcome: Outcome) -
     }
 }
 
+/// Starts an event an agent caused about itself (a token request, an introspection, a
+/// revocation): it is both the actor and the agent concerned, its id formatted once.
+pub fn agent_event(
+    now: OffsetDateTime,
+    agent: uuid::Uuid,
+    action: &str,
+    outcome: Outcome,
+) -> AuditEvent {
+    let id = agent.to_string();
+    AuditEvent {
+        agent_id: Some(id.clone()),
+        ..event(now, &id, action, outcome)
+    }
+}
+
 /// Builder helpers so call sites read as one sentence.
 pub trait EventExt {
     fn agent(self, agent_id: impl ToString) -> Self;
@@ -48,5 +63,27 @@ impl EventExt for AuditEvent {
             map.insert(key.to_owned(), value.into());
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_agent_event_names_the_agent_as_actor_and_subject() {
+        let agent = uuid::Uuid::now_v7();
+        let at = datetime!(2026-01-01 0:00:00.123456 UTC);
+        let e = agent_event(at, agent, "token.issue", Outcome::Success);
+        let expected = event(at, &agent.to_string(), "token.issue", Outcome::Success).agent(agent);
+        assert_eq!(
+            e,
+            AuditEvent {
+                id: e.id,
+                ..expected
+            }
+        );
+        assert_eq!(e.agent_id.as_deref(), Some(agent.to_string().as_str()));
     }
 }

@@ -32,14 +32,8 @@ impl OAuthService {
             Some(v) => self.check_live(v, now).await?.is_some(),
             None => false,
         };
-        let mut event = audit::event(
-            now,
-            &caller.to_string(),
-            "token.introspect",
-            Outcome::Success,
-        )
-        .agent(caller)
-        .with("active", live);
+        let mut event = audit::agent_event(now, caller, "token.introspect", Outcome::Success)
+            .with("active", live);
         if let Some(v) = &verified {
             event = event.with("jti", v.jti.clone());
         }
@@ -104,17 +98,12 @@ impl OAuthService {
         {
             Ok(client.agent.id)
         } else {
-            let event = audit::event(
-                now,
-                &client.agent.id.to_string(),
-                "token.introspect",
-                Outcome::Failure,
-            )
-            .agent(client.agent.id)
-            .reason(
-                "not_permitted",
-                "the caller holds neither introspect nor admin on the admin resource",
-            );
+            let event =
+                audit::agent_event(now, client.agent.id, "token.introspect", Outcome::Failure)
+                    .reason(
+                        "not_permitted",
+                        "the caller holds neither introspect nor admin on the admin resource",
+                    );
             self.audit.record(event).await?;
             Err(forbidden())
         }

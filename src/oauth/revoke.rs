@@ -21,17 +21,14 @@ impl OAuthService {
         let token = params
             .require("token")
             .map_err(|e| e.with_basic_challenge(basic_used))?;
-        let actor = client.agent.id.to_string();
         let Some(verified) = self.verify_own_token(token, now) else {
-            let event = audit::event(now, &actor, "token.revoke", Outcome::Success)
-                .agent(client.agent.id)
+            let event = audit::agent_event(now, client.agent.id, "token.revoke", Outcome::Success)
                 .with("result", "not a live token of this server; nothing to do");
             self.audit.record(event).await?;
             return Ok(());
         };
         if verified.client_id != client.agent.id {
-            let event = audit::event(now, &actor, "token.revoke", Outcome::Failure)
-                .agent(client.agent.id)
+            let event = audit::agent_event(now, client.agent.id, "token.revoke", Outcome::Failure)
                 .reason("not_owner", "the token was issued to another client")
                 .with("jti", verified.jti.clone());
             self.audit.record(event).await?;
@@ -42,8 +39,7 @@ impl OAuthService {
         self.store
             .revoke_token(&verified.jti, from_unix_seconds(verified.expires_at))
             .await?;
-        let event = audit::event(now, &actor, "token.revoke", Outcome::Success)
-            .agent(client.agent.id)
+        let event = audit::agent_event(now, client.agent.id, "token.revoke", Outcome::Success)
             .with("jti", verified.jti);
         self.audit.record(event).await?;
         Ok(())

@@ -148,21 +148,15 @@ impl OAuthService {
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OAuthError> {
         let content = decision.content;
-        let mut event = audit::event(
-            now,
-            &client.agent.id.to_string(),
-            "token.issue",
-            Outcome::Success,
-        )
-        .agent(client.agent.id)
-        .with("grant_type", grant.as_str())
-        .with("client_auth", client.method.as_str())
-        .with("credential_id", client.credential_id.to_string())
-        .with("subject", content.subject.clone())
-        .with("audience", content.audience.clone())
-        .with("jti", content.jti.to_string())
-        .with("expires_at", content.expires_at)
-        .with("profile", content.profile.as_str());
+        let mut event = audit::agent_event(now, client.agent.id, "token.issue", Outcome::Success)
+            .with("grant_type", grant.as_str())
+            .with("client_auth", client.method.as_str())
+            .with("credential_id", client.credential_id.to_string())
+            .with("subject", content.subject.clone())
+            .with("audience", content.audience.clone())
+            .with("jti", content.jti.to_string())
+            .with("expires_at", content.expires_at)
+            .with("profile", content.profile.as_str());
         if !content.roles.is_empty() {
             event = event.with("roles", content.roles.clone());
         }
@@ -247,13 +241,7 @@ fn refusal(
     error: &OAuthError,
     now: OffsetDateTime,
 ) -> crate::domain::AuditEvent {
-    audit::event(
-        now,
-        &client.agent.id.to_string(),
-        "token.issue",
-        Outcome::Failure,
-    )
-    .agent(client.agent.id)
-    .reason(error.code.as_str(), error.description.clone())
-    .with("grant_type", grant.as_str())
+    audit::agent_event(now, client.agent.id, "token.issue", Outcome::Failure)
+        .reason(error.code.as_str(), error.description.clone())
+        .with("grant_type", grant.as_str())
 }
