@@ -3,6 +3,7 @@
 //! another replica shows within that bound; changes made here invalidate at once.
 
 use crate::domain::{Agent, Credential, Resource, TrustedIssuer};
+use crate::metrics::CacheName;
 use crate::store::{SharedStore, StoreResult};
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -25,7 +26,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         let map = self.map.read().ok()?;
         let (at, v) = map.get(key)?;
         (at.elapsed() < self.ttl).then(|| v.clone())
@@ -81,10 +85,10 @@ impl Directory {
 
     pub async fn agent(&self, id: Uuid) -> StoreResult<Option<Arc<Agent>>> {
         if let Some(hit) = self.agents.get(&id) {
-            self.metrics.cache_lookup("agents", true);
+            self.metrics.cache_lookup(CacheName::Agents, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("agents", false);
+        self.metrics.cache_lookup(CacheName::Agents, false);
         let agent = self.store.get_agent(id).await?.map(Arc::new);
         self.agents.put(id, agent.clone());
         Ok(agent)
@@ -93,21 +97,21 @@ impl Directory {
     /// Credentials of an agent or blueprint.
     pub async fn credentials(&self, owner: Uuid) -> StoreResult<Arc<Vec<Credential>>> {
         if let Some(hit) = self.credentials.get(&owner) {
-            self.metrics.cache_lookup("credentials", true);
+            self.metrics.cache_lookup(CacheName::Credentials, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("credentials", false);
+        self.metrics.cache_lookup(CacheName::Credentials, false);
         let creds = Arc::new(self.store.list_credentials(owner).await?);
         self.credentials.put(owner, creds.clone());
         Ok(creds)
     }
 
     pub async fn resource(&self, identifier: &str) -> StoreResult<Option<Arc<Resource>>> {
-        if let Some(hit) = self.resources.get(&identifier.to_owned()) {
-            self.metrics.cache_lookup("resources", true);
+        if let Some(hit) = self.resources.get(identifier) {
+            self.metrics.cache_lookup(CacheName::Resources, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("resources", false);
+        self.metrics.cache_lookup(CacheName::Resources, false);
         let resource = self
             .store
             .get_resource_by_identifier(identifier)
@@ -119,10 +123,10 @@ impl Directory {
 
     pub async fn roles_on(&self, agent: Uuid, resource: Uuid) -> StoreResult<Arc<Vec<String>>> {
         if let Some(hit) = self.roles.get(&(agent, resource)) {
-            self.metrics.cache_lookup("roles", true);
+            self.metrics.cache_lookup(CacheName::Roles, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("roles", false);
+        self.metrics.cache_lookup(CacheName::Roles, false);
         let roles = Arc::new(self.store.roles_on(agent, resource).await?);
         self.roles.put((agent, resource), roles.clone());
         Ok(roles)
@@ -134,10 +138,10 @@ impl Directory {
         resource: Uuid,
     ) -> StoreResult<Arc<Vec<String>>> {
         if let Some(hit) = self.delegations.get(&(agent, resource)) {
-            self.metrics.cache_lookup("delegations", true);
+            self.metrics.cache_lookup(CacheName::Delegations, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("delegations", false);
+        self.metrics.cache_lookup(CacheName::Delegations, false);
         let scopes = Arc::new(self.store.delegation_on(agent, resource).await?);
         self.delegations.put((agent, resource), scopes.clone());
         Ok(scopes)
@@ -145,11 +149,11 @@ impl Directory {
 
     /// A trusted issuer by its `iss`.
     pub async fn issuer(&self, iss: &str) -> StoreResult<Option<Arc<TrustedIssuer>>> {
-        if let Some(hit) = self.issuers.get(&iss.to_owned()) {
-            self.metrics.cache_lookup("issuers", true);
+        if let Some(hit) = self.issuers.get(iss) {
+            self.metrics.cache_lookup(CacheName::Issuers, true);
             return Ok(hit);
         }
-        self.metrics.cache_lookup("issuers", false);
+        self.metrics.cache_lookup(CacheName::Issuers, false);
         let issuer = self.store.get_issuer_by_name(iss).await?.map(Arc::new);
         self.issuers.put(iss.to_owned(), issuer.clone());
         Ok(issuer)
