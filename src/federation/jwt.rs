@@ -25,15 +25,22 @@ pub fn alg_name(alg: Algorithm) -> &'static str {
     }
 }
 
-/// The header of a JWT, refusing algorithms outside the allow-list. `alg: none` does not even
-/// parse as a header here.
+/// The header of a JWT, refusing algorithms outside the allow-list and any `crit` extension.
+/// `alg: none` does not even parse as a header here.
 pub fn checked_header(token: &str) -> Result<Header, String> {
     let unreadable = || "the JWT header is unreadable or its alg is not allowed".to_owned();
     // Decoded here rather than by jsonwebtoken, which refuses base64url padding in a segment
     // (azure-identity's async client pads).
     let part = token.split('.').next().ok_or_else(unreadable)?;
     let bytes = crate::crypto::digest::b64url_decode(part).ok_or_else(unreadable)?;
-    let header: Header = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
+    let members: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
+    // RFC 7515 §4.1.11: a JWS whose `crit` names an extension the recipient does not
+    // understand is invalid, and this server understands none (`b64: false` among them).
+    if members.contains_key("crit") {
+        return Err("the JWT header lists crit extensions, and none is supported".to_owned());
+    }
+    let header: Header =
+        serde_json::from_value(Value::Object(members)).map_err(|_| unreadable())?;
     if !ALLOWED_ALGORITHMS.contains(&header.alg) {
         return Err(format!(
             "alg {:?} is not allowed (ES256, ES384, EdDSA, RS256, PS256)",
@@ -144,6 +151,16 @@ pub fn check_times(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crit_extensions_are_refused() {
+        // {"alg":"ES256","crit":["exp"],"exp":1}: an extension this server does not understand.
+        assert!(
+            checked_header("eyJhbGciOiJFUzI1NiIsImNyaXQiOlsiZXhwIl0sImV4cCI6MX0.e30.c2ln").is_err()
+        );
+        // {"alg":"ES256"}
+        assert!(checked_header("eyJhbGciOiJFUzI1NiJ9.e30.c2ln").is_ok());
+    }
 
     #[test]
     fn none_and_hmac_are_refused() {

@@ -294,12 +294,14 @@ impl OAuthService {
                 })?;
             let exp = check_times(&claims, now.unix_timestamp(), LEEWAY)
                 .map_err(|e| OAuthError::invalid_grant(format!("subject token: {e}")))?;
+            // A blank subject names no user: tokens for it would all act for one "user".
             let sub = claims
                 .get(&issuer.subject_claim)
                 .and_then(Value::as_str)
+                .filter(|sub| !sub.trim().is_empty())
                 .ok_or_else(|| {
                     OAuthError::invalid_grant(format!(
-                        "the subject token has no {} claim",
+                        "the subject token has no {} claim, or it is blank",
                         issuer.subject_claim
                     ))
                 })?

@@ -283,6 +283,22 @@ async fn bad_signatures_and_foreign_subjects_are_refused(#[case] backend: Backen
             "assertion_alg",
         ),
         (
+            "a crit extension the server does not understand (RFC 7515 §4.1.11)",
+            key.sign_with_header(
+                &json!({"alg": "ES256", "kid": "k1", "crit": ["urn:example:ext"], "urn:example:ext": 1}),
+                &claims(),
+            ),
+            "assertion_alg",
+        ),
+        (
+            "b64: false under crit (RFC 7797)",
+            key.sign_with_header(
+                &json!({"alg": "ES256", "kid": "k1", "crit": ["b64"], "b64": false}),
+                &claims(),
+            ),
+            "assertion_alg",
+        ),
+        (
             "unknown key and kid",
             unknown.sign(&claims()),
             "assertion_signature",

@@ -352,6 +352,16 @@ async fn bad_exchanges_are_refused(#[case] backend: Backend) {
         ),
         ("claiming to be this server's", ok(json!({"iss": s.base}))),
         ("no subject", ok(json!({"sub": null}))),
+        ("an empty subject", ok(json!({"sub": ""}))),
+        ("a blank subject", ok(json!({"sub": "  "}))),
+        ("a crit extension (RFC 7515 §4.1.11)", {
+            let mut header = w.idp.key.header();
+            header["crit"] = json!(["urn:example:ext"]);
+            header["urn:example:ext"] = json!(1);
+            w.idp
+                .key
+                .sign_with_header(&header, &w.idp.claims("user-1", agent))
+        }),
         ("an issuer whose keys do not answer", dead_token),
     ];
     for (what, subject) in grant_cases {
