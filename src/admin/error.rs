@@ -14,8 +14,12 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// No bearer token.
     #[error("authentication required")]
     Unauthenticated,
+    /// A bearer token that is not a live token of this server for the admin resource.
+    #[error("invalid bearer token")]
+    InvalidToken,
     #[error("{0}")]
     Forbidden(String),
     #[error("service unavailable: {0}")]

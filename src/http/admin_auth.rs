@@ -32,7 +32,7 @@ impl FromRequestParts<AppState> for AdminCaller {
             .admin_bearer(&token, now)
             .await
             .map_err(|e| AdminError::Internal(e.to_string()))?
-            .ok_or(AdminError::Unauthenticated)?;
+            .ok_or(AdminError::InvalidToken)?;
         let is_admin = roles.iter().any(|r| r == ROLE_ADMIN);
         let reads = parts.method == Method::GET || parts.method == Method::HEAD;
         if !(is_admin || reads && roles.iter().any(|r| r == ROLE_READER)) {

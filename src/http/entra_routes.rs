@@ -81,12 +81,7 @@ pub fn entra_error(e: OAuthError, now: time::OffsetDateTime) -> Response {
     let mut res = (status_of(e.code), Json(body)).into_response();
     let h = res.headers_mut();
     super::oauth_routes::no_store(h);
-    if e.code == ErrorCode::InvalidClient && e.basic_challenge {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"agentauth\", charset=\"UTF-8\""),
-        );
-    }
+    super::oauth_routes::challenge(h, &e);
     if let ErrorCode::TooManyRequests(secs) = e.code
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
@@ -133,12 +128,7 @@ async fn token(
     };
     let params = match read_form(&headers, body).await {
         Ok(p) => p,
-        Err(e) => {
-            return entra_error(
-                e.with_basic_challenge(basic.is_some()),
-                state.oauth.clock.now(),
-            );
-        }
+        Err(e) => return entra_error(e, state.oauth.clock.now()),
     };
     let client_credentials = params.get("grant_type") == Some(GRANT_CLIENT_CREDENTIALS);
     match state

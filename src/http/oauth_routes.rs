@@ -23,8 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth2/authorize", get(authorize).post(authorize))
 }
 
-/// RFC 6749 §5.2 rendering: status by error, `WWW-Authenticate` after a failed Basic login,
-/// `Retry-After` when throttled, and `no-store` always.
+/// RFC 6749 §5.2 rendering: status by error, `WWW-Authenticate` on every 401, `Retry-After`
+/// when throttled, and `no-store` always.
 pub struct OAuthErrorResponse(pub OAuthError);
 
 impl From<OAuthError> for OAuthErrorResponse {
@@ -52,18 +52,27 @@ impl IntoResponse for OAuthErrorResponse {
         let mut res = (status_of(e.code), Json(body)).into_response();
         let h = res.headers_mut();
         no_store(h);
-        if e.code == ErrorCode::InvalidClient && e.basic_challenge {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"agentauth\", charset=\"UTF-8\""),
-            );
-        }
+        challenge(h, &e);
         if let ErrorCode::TooManyRequests(secs) = e.code
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             h.insert(header::RETRY_AFTER, v);
         }
         res
+    }
+}
+
+/// A 401 challenges the caller (RFC 9110 §15.5.2; RFC 6749 §5.2 for a failed Basic login):
+/// with Basic, the scheme these endpoints take, or with Bearer when a bearer token failed; a
+/// 403 for a bearer token without the permission says so too (RFC 6750 §3.1).
+pub fn challenge(h: &mut HeaderMap, e: &OAuthError) {
+    if status_of(e.code) == StatusCode::UNAUTHORIZED
+        || e.challenge == crate::oauth::Challenge::InsufficientScope
+    {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(e.challenge.header_value()),
+        );
     }
 }
 
@@ -109,7 +118,7 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || OAuthError::invalid_client().with_basic_challenge(true);
+    let bad = OAuthError::invalid_client;
     let text = value.to_str().map_err(|_| bad())?;
     let Some((scheme, rest)) = text.split_once(' ') else {
         return Ok(None);
@@ -159,9 +168,7 @@ async fn token(
     body: Body,
 ) -> Result<Response, OAuthErrorResponse> {
     let basic = basic_credentials(&headers)?;
-    let params = read_form(&headers, body)
-        .await
-        .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
+    let params = read_form(&headers, body).await?;
     let answer = state
         .oauth
         .token(TokenRequest {

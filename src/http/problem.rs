@@ -14,6 +14,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3) of a 401 or a 403.
+    #[serde(skip)]
+    pub challenge: Option<&'static str>,
 }
 
 impl Problem {
@@ -24,6 +27,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            challenge: None,
         }
     }
 }
@@ -39,10 +43,10 @@ impl IntoResponse for Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"agentauth-admin\""),
+                HeaderValue::from_static(challenge),
             );
         }
         res
@@ -58,11 +62,26 @@ impl From<AdminError> for Problem {
             },
             AdminError::NotFound(d) => Self::new(StatusCode::NOT_FOUND, d),
             AdminError::Conflict(d) => Self::new(StatusCode::CONFLICT, d),
-            AdminError::Unauthenticated => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token of this server for the admin resource is required",
-            ),
-            AdminError::Forbidden(d) => Self::new(StatusCode::FORBIDDEN, d),
+            // RFC 6750 §3.1: no error code when no token came; `invalid_token` for a bad one;
+            // `insufficient_scope` for a good one without the role.
+            AdminError::Unauthenticated => Self {
+                challenge: Some("Bearer realm=\"agentauth-admin\""),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "a bearer token of this server for the admin resource is required",
+                )
+            },
+            AdminError::InvalidToken => Self {
+                challenge: Some("Bearer realm=\"agentauth-admin\", error=\"invalid_token\""),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the bearer token is not a live token of this server for the admin resource",
+                )
+            },
+            AdminError::Forbidden(d) => Self {
+                challenge: Some("Bearer realm=\"agentauth-admin\", error=\"insufficient_scope\""),
+                ..Self::new(StatusCode::FORBIDDEN, d)
+            },
             AdminError::Unavailable(d) => {
                 tracing::error!(cause = %d, "admin request failed: unavailable");
                 Self::new(

@@ -28,13 +28,12 @@ impl OAuthService {
         source: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OAuthError> {
-        let basic = presented.uses_basic();
         let claimed = match &presented {
             Presented::Secret { client_id, .. } => Some(client_id.clone()),
             Presented::Assertion { client_id, .. } => client_id.clone(),
         };
         if let Some(wait) = self.throttle.blocked(claimed.as_deref(), source) {
-            return Err(self.throttled(wait, claimed, basic, now).await);
+            return Err(self.throttled(wait, claimed, now).await);
         }
         let (blueprint, method) = match self.authenticate_blueprint(presented, now).await {
             Ok(b) => b,
@@ -42,7 +41,7 @@ impl OAuthService {
                 if matches!(f, Failure::Refused { .. }) {
                     self.throttle.failed(claimed.as_deref(), source);
                 }
-                return Err(self.refuse_client(f, claimed, basic, now).await);
+                return Err(self.refuse_client(f, claimed, now).await);
             }
         };
         let actor = blueprint.id.to_string();

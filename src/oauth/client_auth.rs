@@ -86,13 +86,12 @@ impl Presented {
             || OAuthError::invalid_request("client credentials are given more than one way");
         if let Some(b) = basic {
             if body_secret.is_some() || assertion.is_some() {
-                return Err(two_ways().with_basic_challenge(true));
+                return Err(two_ways());
             }
             if body_id.is_some_and(|id| id != b.client_id) {
                 return Err(OAuthError::invalid_request(
                     "client_id does not match the Authorization header",
-                )
-                .with_basic_challenge(true));
+                ));
             }
             return Ok(Self::Secret {
                 client_id: b.client_id,
@@ -134,10 +133,6 @@ impl Presented {
         }
         self
     }
-
-    pub fn uses_basic(&self) -> bool {
-        matches!(self, Self::Secret { basic: true, .. })
-    }
 }
 
 /// A hash of a random secret, checked for unknown clients so timing does not reveal them.
@@ -155,13 +150,12 @@ impl OAuthService {
         source: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Result<AuthenticatedClient, OAuthError> {
-        let basic = presented.uses_basic();
         let claimed = match &presented {
             Presented::Secret { client_id, .. } => Some(client_id.clone()),
             Presented::Assertion { client_id, .. } => client_id.clone(),
         };
         if let Some(wait) = self.throttle.blocked(claimed.as_deref(), source) {
-            return Err(self.throttled(wait, claimed, basic, now).await);
+            return Err(self.throttled(wait, claimed, now).await);
         }
         match self.try_authenticate(presented, now).await {
             Ok(client) => Ok(client),
@@ -169,7 +163,7 @@ impl OAuthService {
                 if matches!(failure, Failure::Refused { .. }) {
                     self.throttle.failed(claimed.as_deref(), source);
                 }
-                Err(self.refuse_client(failure, claimed, basic, now).await)
+                Err(self.refuse_client(failure, claimed, now).await)
             }
         }
     }
@@ -299,20 +293,18 @@ impl OAuthService {
         &self,
         wait: u64,
         claimed: Option<String>,
-        basic: bool,
         now: OffsetDateTime,
     ) -> OAuthError {
         let refusal = Failure::refused(
             "throttled",
             format!("too many failed authentications; retry in {wait} s"),
         );
-        let e = self.refuse_client(refusal, claimed, basic, now).await;
+        let e = self.refuse_client(refusal, claimed, now).await;
         if e.code == ErrorCode::InvalidClient && self.settings.throttle_with_429 {
             OAuthError::new(
                 ErrorCode::TooManyRequests(wait),
                 "too many failed client authentications; retry later",
             )
-            .with_basic_challenge(basic)
         } else {
             e
         }
@@ -323,7 +315,6 @@ impl OAuthService {
         &self,
         failure: Failure,
         claimed: Option<String>,
-        basic: bool,
         now: OffsetDateTime,
     ) -> OAuthError {
         match failure {
@@ -348,7 +339,7 @@ impl OAuthService {
                 if let Err(e) = self.audit.record(event).await {
                     return e.into();
                 }
-                OAuthError::invalid_client().with_basic_challenge(basic)
+                OAuthError::invalid_client()
             }
         }
     }

@@ -44,13 +44,34 @@ impl ErrorCode {
     }
 }
 
-/// An OAuth error answer: the RFC code, a human explanation, and whether the client used HTTP
-/// Basic (which makes a 401 carry `WWW-Authenticate: Basic`).
+/// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §15.5.2: every 401 carries one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Challenge {
+    /// The client authentication these endpoints take (RFC 6749 §2.3.1).
+    #[default]
+    Basic,
+    /// The caller presented a bearer token that does not authenticate it (RFC 6750 §3.1).
+    InvalidBearerToken,
+    /// A valid bearer token without the permission needed: sent with the 403.
+    InsufficientScope,
+}
+
+impl Challenge {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Self::Basic => "Basic realm=\"agentauth\", charset=\"UTF-8\"",
+            Self::InvalidBearerToken => "Bearer realm=\"agentauth\", error=\"invalid_token\"",
+            Self::InsufficientScope => "Bearer realm=\"agentauth\", error=\"insufficient_scope\"",
+        }
+    }
+}
+
+/// An OAuth error answer: the RFC code, a human explanation, and the challenge a 401 carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
-    pub basic_challenge: bool,
+    pub challenge: Challenge,
 }
 
 impl OAuthError {
@@ -58,7 +79,7 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
-            basic_challenge: false,
+            challenge: Challenge::Basic,
         }
     }
 
@@ -95,8 +116,9 @@ impl OAuthError {
         )
     }
 
-    pub fn with_basic_challenge(mut self, basic: bool) -> Self {
-        self.basic_challenge = basic;
+    /// The challenge for a caller that came with a bearer token.
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
         self
     }
 }

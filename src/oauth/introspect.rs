@@ -2,7 +2,7 @@
 //! resource. Anything not valid and live now answers only `{"active": false}`.
 
 use super::client_auth::{BasicCredentials, Presented};
-use super::{ErrorCode, OAuthError, OAuthService, Params};
+use super::{Challenge, ErrorCode, OAuthError, OAuthService, Params};
 use crate::audit::{self, EventExt};
 use crate::domain::Outcome;
 use serde_json::{Map, Value, json};
@@ -70,14 +70,16 @@ impl OAuthService {
                 ));
             }
             let Some(agent) = self.admin_bearer(&bearer, now).await? else {
-                return Err(OAuthError::invalid_client());
+                return Err(
+                    OAuthError::invalid_client().with_challenge(Challenge::InvalidBearerToken)
+                );
             };
             if !agent
                 .1
                 .iter()
                 .any(|r| r == ROLE_INTROSPECT || r == ROLE_ADMIN)
             {
-                return Err(forbidden());
+                return Err(forbidden().with_challenge(Challenge::InsufficientScope));
             }
             return Ok(agent.0);
         }

@@ -18,7 +18,7 @@ pub mod throttle;
 pub mod token;
 pub mod token_exchange;
 
-pub use error::{ErrorCode, OAuthError};
+pub use error::{Challenge, ErrorCode, OAuthError};
 pub use params::Params;
 
 use crate::audit::AuditLog;

@@ -16,11 +16,8 @@ impl OAuthService {
     ) -> Result<(), OAuthError> {
         let now = self.clock.now();
         let presented = Presented::from_request(&params, basic)?;
-        let basic_used = presented.uses_basic();
         let client = self.authenticate(presented, source, now).await?;
-        let token = params
-            .require("token")
-            .map_err(|e| e.with_basic_challenge(basic_used))?;
+        let token = params.require("token")?;
         let Some(verified) = self.verify_own_token(token, now) else {
             let event = audit::agent_event(now, client.agent.id, "token.revoke", Outcome::Success)
                 .with("result", "not a live token of this server; nothing to do");

@@ -97,14 +97,8 @@ pub struct Decision {
 impl OAuthService {
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let now = self.clock.now();
-        let basic = request.basic.is_some();
         let params = request.params;
-        let grant = Grant::parse(
-            params
-                .require("grant_type")
-                .map_err(|e| e.with_basic_challenge(basic))?,
-        )
-        .map_err(|e| e.with_basic_challenge(basic))?;
+        let grant = Grant::parse(params.require("grant_type")?)?;
         let mut presented = Presented::from_request(&params, request.basic)?;
         if request.entra {
             presented = presented.allowing_reuse();

@@ -162,15 +162,18 @@ async fn only_admin_tokens_may_change_and_readers_may_read(#[case] backend: Back
         .await;
     assert_problem(res, 403).await;
 
-    // introspect alone reads nothing.
+    // introspect alone reads nothing. A valid token without the role is challenged with
+    // `insufficient_scope` (RFC 6750 §3.1).
     let (rs, rs_secret) = s.introspector().await;
     let rs_token = s.token(&rs, &rs_secret, &admin_scope).await;
-    assert_problem(
-        s.admin_raw(Some(&rs_token), Method::GET, "/agents", None)
-            .await,
-        403,
-    )
-    .await;
+    let res = s
+        .admin_raw(Some(&rs_token), Method::GET, "/agents", None)
+        .await;
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="agentauth-admin", error="insufficient_scope""#
+    );
+    assert_problem(res, 403).await;
 
     // No token, a foreign-audience token, garbage: 401 with a Bearer challenge.
     s.resource("api://hotel", &["read"], &[]).await;
@@ -193,11 +196,13 @@ async fn only_admin_tokens_may_change_and_readers_may_read(#[case] backend: Back
             let res = s
                 .admin_raw(token, method.clone(), "/agents", Some(body.clone()))
                 .await;
-            assert!(
-                res.headers()["www-authenticate"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("Bearer")
+            // RFC 6750 §3.1: no error code when no token came, `invalid_token` for a bad one.
+            let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("Bearer"), "{challenge}");
+            assert_eq!(
+                challenge.contains(r#"error="invalid_token""#),
+                token.is_some(),
+                "{challenge}"
             );
             assert_problem(res, 401).await;
         }

@@ -169,10 +169,18 @@ async fn callers_without_the_permission_never_see_an_answer(#[case] backend: Bac
             .send()
             .await
             .unwrap();
+        // RFC 7662 §2.3 and RFC 6750 §3.1: a token that is not for the admin resource is
+        // `invalid_token` (401); one without the role is `insufficient_scope` (403).
+        let (status, error) = if bearer == token {
+            (401, "invalid_token")
+        } else {
+            (403, "insufficient_scope")
+        };
+        assert_eq!(res.status().as_u16(), status);
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap();
         assert!(
-            matches!(res.status().as_u16(), 401 | 403),
-            "{}",
-            res.status()
+            challenge.starts_with("Bearer") && challenge.contains(error),
+            "{challenge}"
         );
         let body: Value = res.json().await.unwrap();
         assert!(body.get("active").is_none(), "{body}");

@@ -18,12 +18,8 @@ enum Auth {
     BasicUnknownClient,
     /// `Authorization: Basic` whose value is not base64 of `id:secret`.
     BasicGarbage,
-}
-
-impl Auth {
-    fn uses_basic(self) -> bool {
-        self != Auth::None
-    }
+    /// `Authorization: Bearer`, a scheme the token endpoint does not take.
+    Bearer,
 }
 
 /// A server with `api://hotel`, an agent holding `read` there and a second agent:
@@ -58,6 +54,7 @@ const UNKNOWN: &str = "0190b2a4-0000-7000-8000-000000000000";
     "invalid_client"
 )]
 #[case::no_credentials(Auth::None, FORM, CC, 401, "invalid_client")]
+#[case::bearer_instead_of_client_credentials(Auth::Bearer, FORM, CC, 401, "invalid_client")]
 #[case::client_id_alone(
     Auth::None,
     FORM,
@@ -215,6 +212,7 @@ async fn bad_token_requests_are_refused(
         Auth::BasicWrongSecret => req.basic_auth(&id, Some("wrong-secret")),
         Auth::BasicUnknownClient => req.basic_auth(UNKNOWN, Some(&secret)),
         Auth::BasicGarbage => req.header("authorization", "Basic !!not-base64!!"),
+        Auth::Bearer => req.bearer_auth("some-token"),
     };
     let res = req.send().await.unwrap();
     assert_eq!(res.status().as_u16(), status);
@@ -226,14 +224,14 @@ async fn bad_token_requests_are_refused(
             .unwrap()
             .starts_with("application/json")
     );
-    // RFC 6749 §5.2: a failed Basic login is challenged; nothing else is.
-    let challenged = status == 401 && auth.uses_basic();
+    // RFC 9110 §15.5.2 (and RFC 6749 §5.2 for a failed Basic login): every 401 is challenged,
+    // with Basic, the scheme this endpoint takes; nothing else is.
     match h.get("www-authenticate") {
         Some(v) => {
-            assert!(challenged, "unexpected WWW-Authenticate: {v:?}");
+            assert_eq!(status, 401, "unexpected WWW-Authenticate: {v:?}");
             assert!(v.to_str().unwrap().starts_with("Basic"), "{v:?}");
         }
-        None => assert!(!challenged, "missing WWW-Authenticate"),
+        None => assert_ne!(status, 401, "missing WWW-Authenticate"),
     }
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], error, "{body}");
