@@ -266,6 +266,18 @@ impl AdminService {
             .ok_or_else(|| AdminError::NotFound(format!("no agent has id {id}")))
     }
 
+    /// An agent that may take changes: a deleted one must be restored first, so that nothing
+    /// is granted to an identity that cannot use it (or that a restore would bring back).
+    pub(super) async fn load_live_agent(&self, id: &str) -> Result<Agent, AdminError> {
+        let agent = self.load_agent(id).await?;
+        if agent.deleted_at.is_some() {
+            return Err(AdminError::Conflict(
+                "the agent is deleted: restore it first".into(),
+            ));
+        }
+        Ok(agent)
+    }
+
     pub async fn get_agent(&self, id: &str) -> Result<AgentView, AdminError> {
         Ok(AgentView::of(&self.load_agent(id).await?, self.now()))
     }
@@ -398,10 +410,21 @@ impl AdminService {
     }
 
     pub async fn delete_agent(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        self.delete_agent_at(actor, id, None).await
+    }
+
+    /// Deletes an agent, stamped `at` when given (a blueprint's cascade stamps its agents with
+    /// its own deletion instant, which is how its restore knows them).
+    pub(super) async fn delete_agent_at(
+        &self,
+        actor: &Actor,
+        id: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(), AdminError> {
         let revoked_at = self.clock.now();
         self.change_agent(actor, id, "agent.delete", |a, now| {
             if a.deleted_at.is_none() {
-                a.deleted_at = Some(now);
+                a.deleted_at = Some(at.unwrap_or(now));
             }
             revoke_all(a, revoked_at);
             Ok(())
@@ -455,7 +478,7 @@ impl AdminService {
         id: &str,
         req: PutRoles,
     ) -> Result<RolesView, AdminError> {
-        let agent = self.load_agent(id).await?;
+        let agent = self.load_live_agent(id).await?;
         let resource = self.resource_named(&req.resource).await?;
         let roles = dedup(req.roles);
         check_permission_names("roles", &roles)?;
@@ -509,7 +532,7 @@ impl AdminService {
         id: &str,
         req: PutDelegation,
     ) -> Result<DelegationView, AdminError> {
-        let agent = self.load_agent(id).await?;
+        let agent = self.load_live_agent(id).await?;
         let resource = self.resource_named(&req.resource).await?;
         let scopes = dedup(req.scopes);
         check_permission_names("scopes", &scopes)?;

@@ -278,4 +278,9 @@ impl AdminService {
     pub async fn agent_id_of(&self, id: &str) -> Result<Uuid, AdminError> {
         Ok(self.load_agent(id).await?.id)
     }
+
+    /// The id of an agent that may take a new credential (not a deleted one).
+    pub async fn live_agent_id_of(&self, id: &str) -> Result<Uuid, AdminError> {
+        Ok(self.load_live_agent(id).await?.id)
+    }
 }

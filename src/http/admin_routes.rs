@@ -288,7 +288,7 @@ pub async fn add_agent_credential(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateCredential>,
 ) -> ApiResult {
-    let owner = s.admin.agent_id_of(&id).await?;
+    let owner = s.admin.live_agent_id_of(&id).await?;
     credential_answer(
         s.admin
             .add_credential(&a, owner, Some(owner), body, None)

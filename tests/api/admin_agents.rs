@@ -152,6 +152,32 @@ async fn agents_are_disabled_enabled_deleted_and_restored(#[case] backend: Backe
     assert_eq!(names(&page), sorted(&["lifecycle-agent"]));
     s.agent_action(&id, "enable", StatusCode::CONFLICT).await;
     s.agent_action(&id, "disable", StatusCode::CONFLICT).await;
+    // A deleted agent takes no new secret, role or delegation until it is restored.
+    s.resource("api://hotel", &["read"], &["bookings.read"]).await;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "credentials",
+            json!({"type": "client_secret"}),
+        ),
+        (
+            Method::PUT,
+            "roles",
+            json!({"resource": "api://hotel", "roles": ["read"]}),
+        ),
+        (
+            Method::PUT,
+            "delegations",
+            json!({"resource": "api://hotel", "scopes": ["bookings.read"]}),
+        ),
+    ] {
+        let (status, problem) = s
+            .admin(method, &format!("/agents/{id}/{path}"), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {problem}");
+    }
+    let (_, roles) = s.admin(Method::GET, &format!("/agents/{id}/roles"), None).await;
+    assert_eq!(roles["items"], json!([]), "{roles}");
     assert_eq!(
         s.agent_action(&id, "restore", StatusCode::OK).await["status"],
         "active"
