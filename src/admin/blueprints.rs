@@ -245,15 +245,28 @@ impl AdminService {
     /// Soft-deletes the blueprint and every agent made from it.
     pub async fn delete_blueprint(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
         let mut b = self.load_blueprint(id).await?;
+        let before = serde_json::to_value(BlueprintView::of(&b)).unwrap_or_default();
         let now = self.now();
+        let agents = self.agents_of_blueprint(b.id, None).await?;
         if b.deleted_at.is_none() {
-            b.deleted_at = Some(now);
+            // Stored to the second: the blueprint's deletion is stamped after every agent
+            // deleted on its own, so that its restore (which takes back the agents deleted at
+            // or after that instant) cannot take those back too.
+            let after_own_deletions = self
+                .agents_of_blueprint(b.id, Some(crate::domain::AgentStatus::Deleted))
+                .await?
+                .iter()
+                .filter_map(|a| a.deleted_at)
+                .map(|t| t + time::Duration::seconds(1))
+                .max();
+            b.deleted_at = Some(after_own_deletions.map_or(now, |t| t.max(now)));
             b.updated_at = now;
             self.store.update_blueprint(&b).await?;
         }
-        for agent in self.agents_of_blueprint(b.id, None).await? {
+        for agent in agents {
             if agent.deleted_at.is_none() {
-                self.delete_agent(actor, &agent.id.to_string()).await?;
+                self.delete_agent_at(actor, &agent.id.to_string(), b.deleted_at)
+                    .await?;
             }
         }
         self.directory.invalidate_all();
@@ -261,8 +274,8 @@ impl AdminService {
             actor,
             "blueprint.delete",
             None,
+            Some(before),
             Some(serde_json::to_value(BlueprintView::of(&b)).unwrap_or_default()),
-            None,
         )
         .await
     }
@@ -274,6 +287,7 @@ impl AdminService {
         id: &str,
     ) -> Result<BlueprintView, AdminError> {
         let mut b = self.load_blueprint(id).await?;
+        let before = serde_json::to_value(BlueprintView::of(&b)).unwrap_or_default();
         let Some(deleted_at) = b.deleted_at else {
             return Err(AdminError::Conflict("the blueprint is not deleted".into()));
         };
@@ -294,7 +308,7 @@ impl AdminService {
             actor,
             "blueprint.restore",
             None,
-            None,
+            Some(before),
             Some(serde_json::to_value(&view).unwrap_or_default()),
         )
         .await?;

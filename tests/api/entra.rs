@@ -338,7 +338,12 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
     )
     .await;
 
-    // Deleting the blueprint soft-deletes its agents; restoring it restores them.
+    // Deleting the blueprint soft-deletes its agents; restoring it restores those, and not
+    // one deleted on its own just before (within the same second).
+    let (st, _) = s
+        .admin(Method::DELETE, &format!("/agents/{sibling}"), None)
+        .await;
+    assert!(st.is_success(), "{st}");
     let (st, _) = s
         .admin(Method::DELETE, &format!("/blueprints/{bp}"), None)
         .await;
@@ -351,9 +356,8 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
         .admin(Method::POST, &format!("/blueprints/{bp}/restore"), None)
         .await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    for a in [&agent, &sibling] {
-        assert_eq!(s.get_agent(a).await["status"], "active");
-    }
+    assert_eq!(s.get_agent(&agent).await["status"], "active");
+    assert_eq!(s.get_agent(&sibling).await["status"], "deleted");
 }
 
 #[tokio::test]
