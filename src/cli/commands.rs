@@ -1,7 +1,7 @@
 //! The admin subcommands: parse, call the admin API, print.
 
 use super::api_client::{AdminClient, client_credentials, http_client};
-use super::output::print;
+use super::output::{print, say};
 use super::{ApiArgs, Command, StoreArgs};
 use crate::config::Config;
 use clap::{Args, Subcommand};
@@ -270,7 +270,7 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             crate::store::migrate(&config.database_url())
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            say!(
                 "migrations applied to {}",
                 crate::store::redact_url(&config.database_url())
             );
@@ -282,7 +282,7 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             let report = crate::apply::apply_file(&admin, &file)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            say!(
                 "applied {}: {} created, {} updated, {} unchanged",
                 file.display(),
                 report.created,
@@ -627,7 +627,7 @@ async fn audit(command: AuditCommand, api: &ApiArgs) -> Result<(), String> {
         }
         AuditCommand::Export => {
             for e in c.get_all("/audit").await? {
-                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                say!("{}", serde_json::to_string(&e).unwrap_or_default());
             }
         }
         AuditCommand::Verify => {
@@ -638,7 +638,19 @@ async fn audit(command: AuditCommand, api: &ApiArgs) -> Result<(), String> {
                 .map(record_from_json)
                 .collect::<Result<_, _>>()?;
             let n = crate::audit::verify_chain(&records).map_err(|e| e.to_string())?;
-            println!("audit chain intact: {n} events verified");
+            // The chain proves every row up to its head; cutting rows off the end shows only
+            // against a head recorded earlier, so the head is printed to be kept.
+            let (seq, hash) = records
+                .last()
+                .map_or((0, crate::audit::GENESIS), |r| (r.seq, r.hash.as_str()));
+            if api.json {
+                say!(
+                    "{}",
+                    json!({"intact": true, "events": n, "last_seq": seq, "last_hash": hash})
+                );
+            } else {
+                say!("audit chain intact: {n} events verified; head: seq {seq}, hash {hash}");
+            }
         }
     }
     Ok(())
@@ -696,12 +708,12 @@ async fn token(args: TokenArgs) -> Result<(), String> {
     let answer =
         client_credentials(&http, &format!("{base}/oauth2/token"), &id, &secret, &scope).await?;
     if args.api.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
         );
     } else {
-        println!("{}", answer["access_token"].as_str().unwrap_or_default());
+        say!("{}", answer["access_token"].as_str().unwrap_or_default());
     }
     Ok(())
 }
@@ -724,7 +736,7 @@ fn decode(token: &str) -> Result<(), String> {
         serde_json::from_slice(&bytes).map_err(|e| format!("the {what} is not JSON: {e}"))
     };
     let out = json!({ "header": part(parts[0], "header")?, "claims": part(parts[1], "claims")? });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(())
 }
 

@@ -1,10 +1,28 @@
 //! Human-readable tables, or JSON for scripts.
 
 use serde_json::Value;
+use std::io::Write;
+
+/// `println!` for the CLI's output: a reader that went away (`agentauth agents list | head`)
+/// ends the command quietly, as SIGPIPE would, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+pub fn write_line(line: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        std::process::exit(0);
+    }
+}
 
 pub fn print(json: bool, value: &Value, columns: &[&str]) {
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         );
@@ -17,7 +35,7 @@ pub fn print(json: bool, value: &Value, columns: &[&str]) {
             .map(|a| a.iter().collect())
             .unwrap_or_default(),
         Value::Null => {
-            println!("done");
+            say!("done");
             return;
         }
         other => vec![other],
@@ -54,7 +72,7 @@ pub fn print(json: bool, value: &Value, columns: &[&str]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        say!("{}", parts.join("  ").trim_end());
     };
     line(columns.iter().map(|c| c.to_uppercase()).collect());
     for r in rows {

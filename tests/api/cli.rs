@@ -129,6 +129,40 @@ async fn an_operator_registers_an_agent_gets_a_token_and_verifies_the_audit_chai
     // Every event above, token issues with millisecond instants included, chains intact.
     let verified = agentauth(&s, &["audit", "verify"]).await;
     assert!(verified.contains("audit chain intact"), "{verified}");
+    // For scripts, and for keeping the head: cutting rows off the end shows only against it.
+    let verified = agentauth_json(&s, &["audit", "verify"]).await;
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert_eq!(verified["last_seq"], verified["events"], "{verified}");
+    let head = s
+        .all_pages("/audit")
+        .await
+        .into_iter()
+        .find(|e| e["seq"] == verified["last_seq"])
+        .expect("the head event");
+    assert_eq!(verified["last_hash"], head["hash"], "{verified}");
+}
+
+/// `agentauth agents list | head -1`: the reader goes away, and the CLI ends quietly rather
+/// than panicking on the closed pipe.
+#[tokio::test]
+async fn a_closed_output_pipe_ends_the_cli_quietly() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let credentials = s.data_dir.join("admin-credentials.json");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentauth"))
+        .args(["agents", "list", "--credentials"])
+        .arg(&credentials)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run agentauth");
+    // Close the reading end before the CLI has its token and prints anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.expect("agentauth ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
 }
 
 #[tokio::test]
