@@ -35,6 +35,9 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .pragma("wal_autocheckpoint", "1000")
         .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
+    if !in_memory {
+        create_private(options.get_filename())?;
+    }
     // An in-memory database lives in one connection: keep exactly one.
     let pool = pool_options(in_memory, if in_memory { 1 } else { 8 })
         .connect_with(options.clone())
@@ -52,6 +55,26 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
     let copier = super::wal_copier::WalCopier::start(copier_pool);
     let writer = super::sqlite_writer::SqliteWriter::open(&path, copier)?;
     Ok(SqlStore::with_sqlite_writer(pool, writer))
+}
+
+/// Creates a new database file readable by its owner only: it holds secret hashes and the
+/// audit trail, and SQLite gives the `-wal` and `-shm` files beside it the same mode.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 fn pool_options(in_memory: bool, connections: u32) -> SqlitePoolOptions {

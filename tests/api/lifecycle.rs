@@ -329,3 +329,30 @@ async fn health_and_readiness_answer(#[case] backend: Backend) {
         assert_eq!(res.json::<Value>().await.unwrap(), expected, "{path}");
     }
 }
+
+/// Files holding secrets are their owner's only: the signing key, the admin credentials, and
+/// the database (secret hashes, the audit trail) with its WAL.
+#[cfg(unix)]
+#[tokio::test]
+async fn files_holding_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let mut files = vec![
+        s.data_dir.join("admin-credentials.json"),
+        s.data_dir.join("agentauth.db"),
+        s.data_dir.join("agentauth.db-wal"),
+    ];
+    for entry in std::fs::read_dir(s.data_dir.join("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pem") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() > 3, "no private key file in {files:?}");
+    for file in files {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
