@@ -2,8 +2,11 @@
 
 use super::views::{ResourceView, UserAssignmentView};
 use super::{Actor, AdminError, AdminService, check_name, check_permission_names, dedup};
-use crate::domain::{Page, PageRequest, Resource, TokenProfile, UserAssignment};
+use crate::domain::{
+    DelegationGrant, Page, PageRequest, Resource, RoleAssignment, TokenProfile, UserAssignment,
+};
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -176,7 +179,80 @@ impl AdminService {
             Some(serde_json::to_value(&view).unwrap_or_default()),
         )
         .await?;
+        self.withdraw_removed_permissions(actor, &r).await?;
         Ok(view)
+    }
+
+    /// Takes the roles and scopes a resource no longer defines away from whoever held them, each
+    /// change audited like the PUT that would make it: a name defined again later must not
+    /// quietly grant it back.
+    async fn withdraw_removed_permissions(
+        &self,
+        actor: &Actor,
+        r: &Resource,
+    ) -> Result<(), AdminError> {
+        let kept = |held: &[String], defined: &[String]| -> Option<Vec<String>> {
+            let kept: Vec<String> = held
+                .iter()
+                .filter(|p| defined.contains(p))
+                .cloned()
+                .collect();
+            (kept.len() != held.len()).then_some(kept)
+        };
+        for a in self.store.role_assignments_on(r.id).await? {
+            let Some(roles) = kept(&a.roles, &r.roles) else {
+                continue;
+            };
+            let after = RoleAssignment { roles, ..a.clone() };
+            self.store.set_roles(&after).await?;
+            self.directory.invalidate_agent(a.agent_id);
+            self.record_change(
+                actor,
+                "agent.roles.set",
+                Some(a.agent_id),
+                Some(json!({"resource": r.identifier, "roles": a.roles})),
+                Some(json!({"resource": r.identifier, "roles": after.roles})),
+            )
+            .await?;
+        }
+        for g in self.store.delegations_on(r.id).await? {
+            let Some(scopes) = kept(&g.scopes, &r.scopes) else {
+                continue;
+            };
+            let after = DelegationGrant {
+                scopes,
+                ..g.clone()
+            };
+            self.store.set_delegation(&after).await?;
+            self.directory.invalidate_agent(g.agent_id);
+            self.record_change(
+                actor,
+                "agent.delegations.set",
+                Some(g.agent_id),
+                Some(json!({"resource": r.identifier, "scopes": g.scopes})),
+                Some(json!({"resource": r.identifier, "scopes": after.scopes})),
+            )
+            .await?;
+        }
+        for u in self.store.user_assignments(None, Some(r.id)).await? {
+            let Some(scopes) = kept(&u.scopes, &r.scopes) else {
+                continue;
+            };
+            let after = UserAssignment {
+                scopes,
+                ..u.clone()
+            };
+            self.store.set_user_assignment(&after).await?;
+            self.record_change(
+                actor,
+                "user_assignment.set",
+                None,
+                Some(json!({"principal": u.principal, "resource": r.identifier, "scopes": u.scopes})),
+                Some(json!({"principal": u.principal, "resource": r.identifier, "scopes": after.scopes})),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn delete_resource(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {

@@ -106,9 +106,13 @@ pub trait AssignmentStore: Send + Sync {
     async fn set_roles(&self, assignment: &RoleAssignment) -> StoreResult<()>;
     async fn roles_of(&self, agent_id: Uuid) -> StoreResult<Vec<RoleAssignment>>;
     async fn roles_on(&self, agent_id: Uuid, resource_id: Uuid) -> StoreResult<Vec<String>>;
+    /// Every agent's roles on one resource.
+    async fn role_assignments_on(&self, resource_id: Uuid) -> StoreResult<Vec<RoleAssignment>>;
     async fn set_delegation(&self, grant: &DelegationGrant) -> StoreResult<()>;
     async fn delegations_of(&self, agent_id: Uuid) -> StoreResult<Vec<DelegationGrant>>;
     async fn delegation_on(&self, agent_id: Uuid, resource_id: Uuid) -> StoreResult<Vec<String>>;
+    /// Every agent's delegation grant on one resource.
+    async fn delegations_on(&self, resource_id: Uuid) -> StoreResult<Vec<DelegationGrant>>;
     async fn set_user_assignment(&self, assignment: &UserAssignment) -> StoreResult<()>;
     async fn user_assignments(
         &self,

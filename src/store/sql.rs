@@ -548,6 +548,13 @@ macro_rules! impl_sql_store {
                 Ok(match rows.first() { Some(r) => r.items()?, None => Vec::new() })
             }
 
+            async fn role_assignments_on(&self, resource_id: Uuid) -> StoreResult<Vec<RoleAssignment>> {
+                let rows = self.get_scoped("role_assignments", "agent_id", "roles", None, Some(resource_id)).await?;
+                rows.into_iter()
+                    .map(|r| Ok(RoleAssignment { agent_id: uuid(&r.owner)?, resource_id, roles: r.items()? }))
+                    .collect()
+            }
+
             async fn set_delegation(&self, g: &DelegationGrant) -> StoreResult<()> {
                 self.put_scoped("delegation_grants", "agent_id", "scopes", &g.agent_id.to_string(), g.resource_id, &g.scopes).await
             }
@@ -562,6 +569,13 @@ macro_rules! impl_sql_store {
             async fn delegation_on(&self, agent_id: Uuid, resource_id: Uuid) -> StoreResult<Vec<String>> {
                 let rows = self.get_scoped("delegation_grants", "agent_id", "scopes", Some(&agent_id.to_string()), Some(resource_id)).await?;
                 Ok(match rows.first() { Some(r) => r.items()?, None => Vec::new() })
+            }
+
+            async fn delegations_on(&self, resource_id: Uuid) -> StoreResult<Vec<DelegationGrant>> {
+                let rows = self.get_scoped("delegation_grants", "agent_id", "scopes", None, Some(resource_id)).await?;
+                rows.into_iter()
+                    .map(|r| Ok(DelegationGrant { agent_id: uuid(&r.owner)?, resource_id, scopes: r.items()? }))
+                    .collect()
             }
 
             async fn set_user_assignment(&self, u: &UserAssignment) -> StoreResult<()> {

@@ -153,7 +153,8 @@ async fn agents_are_disabled_enabled_deleted_and_restored(#[case] backend: Backe
     s.agent_action(&id, "enable", StatusCode::CONFLICT).await;
     s.agent_action(&id, "disable", StatusCode::CONFLICT).await;
     // A deleted agent takes no new secret, role or delegation until it is restored.
-    s.resource("api://hotel", &["read"], &["bookings.read"]).await;
+    s.resource("api://hotel", &["read"], &["bookings.read"])
+        .await;
     for (method, path, body) in [
         (
             Method::POST,
@@ -176,7 +177,9 @@ async fn agents_are_disabled_enabled_deleted_and_restored(#[case] backend: Backe
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{path}: {problem}");
     }
-    let (_, roles) = s.admin(Method::GET, &format!("/agents/{id}/roles"), None).await;
+    let (_, roles) = s
+        .admin(Method::GET, &format!("/agents/{id}/roles"), None)
+        .await;
     assert_eq!(roles["items"], json!([]), "{roles}");
     assert_eq!(
         s.agent_action(&id, "restore", StatusCode::OK).await["status"],

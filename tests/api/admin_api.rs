@@ -163,6 +163,82 @@ async fn roles_delegations_and_user_assignments_are_replaced_and_listed(#[case] 
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// A role or scope taken off a resource is taken from whoever held it, audited; defining the
+/// name again later grants it to nobody.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn permissions_removed_from_a_resource_are_withdrawn(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let hotel = s
+        .resource_view("api://hotel", &["read", "write"], &["b.read", "b.write"])
+        .await;
+    let hotel_id = hotel["id"].as_str().unwrap().to_owned();
+    let (id, secret) = s.agent("holder").await;
+    s.grant_roles(&id, "api://hotel", &["read", "write"]).await;
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("/agents/{id}/delegations"),
+            json!({"resource": "api://hotel", "scopes": ["b.read", "b.write"]}),
+        ),
+        (
+            Method::PUT,
+            "/user-assignments".to_owned(),
+            json!({"principal": "user-1", "resource": "api://hotel", "scopes": ["b.read", "b.write"]}),
+        ),
+    ] {
+        let (status, body) = s.admin(method, &path, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let patch = |roles: &[&str], scopes: &[&str]| json!({"roles": roles, "scopes": scopes});
+    let (status, body) = s
+        .admin(
+            Method::PATCH,
+            &format!("/resources/{hotel_id}"),
+            Some(patch(&["read"], &["b.read"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = |path: String| {
+        let s = &s;
+        async move { s.admin(Method::GET, &path, None).await.1["items"].clone() }
+    };
+    assert_eq!(
+        listed(format!("/agents/{id}/roles")).await,
+        json!([{"resource": "api://hotel", "roles": ["read"]}])
+    );
+    assert_eq!(
+        listed(format!("/agents/{id}/delegations")).await,
+        json!([{"resource": "api://hotel", "scopes": ["b.read"]}])
+    );
+    assert_eq!(
+        listed("/user-assignments?resource=api://hotel".to_owned()).await,
+        json!([{"principal": "user-1", "resource": "api://hotel", "scopes": ["b.read"]}])
+    );
+    let withdrawn = s
+        .all_pages(&format!("/audit?agent_id={id}&action=agent.roles.set"))
+        .await;
+    assert!(
+        withdrawn
+            .iter()
+            .any(|e| e["detail"]["after"]["roles"] == json!(["read"])),
+        "{withdrawn:?}"
+    );
+    // Defining `write` again grants it to nobody.
+    s.admin(
+        Method::PATCH,
+        &format!("/resources/{hotel_id}"),
+        Some(patch(&["read", "write"], &["b.read", "b.write"])),
+    )
+    .await;
+    let token = s.token(&id, &secret, "api://hotel/.default").await;
+    assert_eq!(crate::support::claims_of(&token)["roles"], json!(["read"]));
+}
+
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]

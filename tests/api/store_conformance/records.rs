@@ -101,6 +101,11 @@ async fn resources_and_assignments(#[case] backend: Backend) {
         vec![roles(a, hotel.id, &["r2"])]
     );
     assert!(store.roles_on(a, mail.id).await.unwrap().is_empty());
+    let mut on_hotel = store.role_assignments_on(hotel.id).await.unwrap();
+    on_hotel.sort_by_key(|r| r.agent_id);
+    let mut expected = vec![roles(a, hotel.id, &["r2"]), roles(b, hotel.id, &["r1"])];
+    expected.sort_by_key(|r| r.agent_id);
+    assert_eq!(on_hotel, expected);
 
     let grant = DelegationGrant {
         agent_id: a,
@@ -111,6 +116,11 @@ async fn resources_and_assignments(#[case] backend: Backend) {
     assert_eq!(store.delegation_on(a, hotel.id).await.unwrap(), vec!["s1"]);
     assert_eq!(store.delegations_of(a).await.unwrap(), vec![grant.clone()]);
     assert!(store.delegations_of(b).await.unwrap().is_empty());
+    assert_eq!(
+        store.delegations_on(hotel.id).await.unwrap(),
+        vec![grant.clone()]
+    );
+    assert!(store.delegations_on(mail.id).await.unwrap().is_empty());
 
     let ua = |p: &str, r: Uuid, s: &[&str]| UserAssignment {
         principal: p.into(),
