@@ -189,20 +189,40 @@ impl OAuthService {
             .get("jti")
             .and_then(Value::as_str)
             .ok_or_else(|| Failure::refused("assertion_jti", "the assertion has no jti"))?;
-        if reusable {
-            return Ok(credential_id);
-        }
-        let key = format!("pkj\n{owner}\n{jti}");
-        let first = self
-            .replay_guard
-            .claim(key, crate::clock::from_unix_seconds(exp.ceil() as i64))
-            .await
-            .map_err(|e| Failure::store(StoreError::Database(e)))?;
-        if !first {
-            return Err(Failure::refused(
+        // Each route keeps its own mark: the RFC route's is single use; the Entra route's lets
+        // MSAL present one assertion again until it expires, but takes none the RFC route has
+        // spent, and spends its own for the RFC route.
+        let spent_here = format!("pkj\n{owner}\n{jti}");
+        let used_on_entra = format!("pkj-entra\n{owner}\n{jti}");
+        let until = crate::clock::from_unix_seconds(exp.ceil() as i64);
+        let store_failure = |e: String| Failure::store(StoreError::Database(e));
+        let replayed = || {
+            Failure::refused(
                 "assertion_replayed",
                 format!("the assertion's jti {jti:?} was already used"),
-            ));
+            )
+        };
+        if reusable {
+            if self
+                .replay_guard
+                .was_claimed(&spent_here)
+                .await
+                .map_err(store_failure)?
+            {
+                return Err(replayed());
+            }
+            self.replay_guard
+                .claim(used_on_entra, until)
+                .await
+                .map_err(store_failure)?;
+            return Ok(credential_id);
+        }
+        let (first, not_on_entra) = tokio::join!(
+            self.replay_guard.claim(spent_here, until),
+            self.replay_guard.claim(used_on_entra, until)
+        );
+        if !(first.map_err(store_failure)? && not_on_entra.map_err(store_failure)?) {
+            return Err(replayed());
         }
         Ok(credential_id)
     }

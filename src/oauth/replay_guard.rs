@@ -14,13 +14,19 @@ type Claim = (
 #[derive(Clone)]
 pub struct ReplayGuard {
     tx: mpsc::Sender<Claim>,
+    store: SharedStore,
 }
 
 impl ReplayGuard {
     pub fn start(store: SharedStore) -> Self {
         let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(run(store, rx));
-        Self { tx }
+        tokio::spawn(run(store.clone(), rx));
+        Self { tx, store }
+    }
+
+    /// Whether `key` has been claimed, without claiming it.
+    pub async fn was_claimed(&self, key: &str) -> Result<bool, String> {
+        self.store.is_claimed(key).await.map_err(|e| e.to_string())
     }
 
     /// True when `key` had not been claimed before (it is claimed now, until `expires_at`).

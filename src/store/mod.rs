@@ -147,6 +147,8 @@ pub trait RevocationStore: Send + Sync {
     /// Records many single-use keys in one statement; for each, in order, whether it was new.
     /// A key given twice is new at most once.
     async fn claim_many(&self, keys: &[(String, OffsetDateTime)]) -> StoreResult<Vec<bool>>;
+    /// Whether a single-use key has been claimed (and not yet forgotten).
+    async fn is_claimed(&self, key: &str) -> StoreResult<bool>;
     /// Forgets entries past their expiry.
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<()>;
 }

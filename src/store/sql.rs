@@ -703,6 +703,15 @@ macro_rules! impl_sql_store {
                 Ok(keys.iter().map(|(k, _)| inserted.remove(k)).collect())
             }
 
+            async fn is_claimed(&self, key: &str) -> StoreResult<bool> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT key FROM used_assertions WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(row.is_some())
+            }
+
             async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<()> {
                 for table in ["revoked_tokens", "used_assertions"] {
                     sqlx::query(trusted(format!("DELETE FROM {table} WHERE expires_at < $1")))

@@ -257,6 +257,54 @@ async fn bad_claims_are_refused(#[case] backend: Backend) {
     }
 }
 
+/// On the Entra route an assertion may be presented again until it expires (MSAL reuses one),
+/// but not one already spent on `/oauth2/token`; one used on the Entra route is spent there.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_entra_route_reuses_its_own_assertions_only(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let id = setup(&s, "pkj-routes").await;
+    let key = TestKey::ec(Some("k1"));
+    register_jwk(&s, &id, key.jwk()).await;
+    let entra = format!("/{}/oauth2/v2.0/token", s.tenant_id());
+    let on_entra = |assertion: String| {
+        let (s, entra) = (&s, entra.clone());
+        async move {
+            s.post_form(
+                &entra,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", SCOPE),
+                    ("client_assertion_type", crate::fake_idp::ASSERTION_TYPE),
+                    ("client_assertion", &assertion),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+
+    // Spent on the RFC route: refused on the Entra route.
+    let spent = key.sign(&assertion_for(&s, &id, json!({})));
+    let (st, body) = cc_with_assertion(&s, Some(&id), &spent, SCOPE).await;
+    assert_token_for(&id, st, &body);
+    let (st, body) = on_entra(spent).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Used on the Entra route: again there, not on the RFC route.
+    let reused = key.sign(&assertion_for(&s, &id, json!({})));
+    for _ in 0..2 {
+        let (st, body) = on_entra(reused.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    let r = cc_with_assertion(&s, Some(&id), &reused, SCOPE).await;
+    assert_refused_for(&s, &id, "used on the Entra route", r, "assertion_replayed").await;
+}
+
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]

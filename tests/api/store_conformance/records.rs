@@ -262,6 +262,8 @@ async fn revocations_and_single_use_keys(#[case] backend: Backend) {
         store.claim_many(&batch).await.unwrap(),
         [true, true, false, false]
     );
+    assert!(store.is_claimed("iss|jti-c").await.unwrap());
+    assert!(!store.is_claimed("iss|never-claimed").await.unwrap());
 
     // Purging forgets only what has expired.
     store.purge_expired(t).await.unwrap();
