@@ -154,8 +154,23 @@ impl OAuthService {
         };
         let Some(blueprint) = blueprint else {
             if let Presented::Secret { secret, .. } = &presented {
-                // Same cost as a wrong secret, so timing does not tell.
-                let _ = self.match_secret(Uuid::nil(), secret, now).await;
+                let agent = match Uuid::parse_str(&client_id) {
+                    Ok(id) => self.directory.agent(id).await.map_err(Failure::store)?,
+                    Err(_) => None,
+                };
+                match agent {
+                    Some(agent) => {
+                        self.match_secret(agent.id, secret, now).await?;
+                        return Err(Failure::WrongRequest(OAuthError::unauthorized_client(
+                            "fmi_path is for a blueprint asking for one of its agents; an agent \
+                             asks for its own token without it",
+                        )));
+                    }
+                    // Same cost as a wrong secret, so timing does not tell.
+                    None => {
+                        let _ = self.match_secret(Uuid::nil(), secret, now).await;
+                    }
+                }
             }
             return Err(Failure::refused(
                 "unknown_client",

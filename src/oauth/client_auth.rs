@@ -209,6 +209,16 @@ impl OAuthService {
             Err(_) => None,
         };
         let Some(agent) = agent else {
+            if let Some(blueprint) = self.blueprint_named(client_id).await? {
+                self.match_secret(blueprint, secret, now).await?;
+                return Err(Failure::WrongRequest(OAuthError::unauthorized_client(
+                    format!(
+                        "a blueprint gets tokens only for its agents: add fmi_path=<agent id> and \
+                     scope={}/.default",
+                        super::assertion::TOKEN_EXCHANGE_AUDIENCE
+                    ),
+                )));
+            }
             self.argon2(secret.clone(), dummy_hash().to_owned()).await;
             return Err(Failure::refused(
                 "unknown_client",
@@ -229,6 +239,15 @@ impl OAuthService {
             credential_id: credential,
             via: None,
         })
+    }
+
+    /// The id of the blueprint `client_id` names, if it names one.
+    async fn blueprint_named(&self, client_id: &str) -> Result<Option<Uuid>, Failure> {
+        let Ok(id) = Uuid::parse_str(client_id) else {
+            return Ok(None);
+        };
+        let blueprint = self.store.get_blueprint(id).await.map_err(Failure::store)?;
+        Ok(blueprint.map(|b| b.id))
     }
 
     /// Finds the owner's client secret that `secret` matches: from the verified-secret cache,
@@ -319,6 +338,18 @@ impl OAuthService {
     ) -> OAuthError {
         match failure {
             Failure::Internal(e) => e,
+            Failure::WrongRequest(e) => {
+                let mut event =
+                    audit::event(now, "anonymous", "client.authenticate", Outcome::Failure)
+                        .reason(e.code.as_str(), e.description.clone());
+                if let Some(id) = claimed.filter(|id| Uuid::parse_str(id).is_ok()) {
+                    event = event.with("client_id", id.clone()).agent(id);
+                }
+                match self.audit.record(event).await {
+                    Ok(()) => e,
+                    Err(a) => a.into(),
+                }
+            }
             Failure::Refused { code, explanation } => {
                 self.metrics
                     .client_auth_failures
@@ -378,6 +409,10 @@ pub(super) enum Failure {
         code: &'static str,
         explanation: String,
     },
+    /// The credential is right, but for another kind of request (a blueprint without
+    /// `fmi_path`, an agent with one): not a failed login, so neither `invalid_client` nor
+    /// counted against the client.
+    WrongRequest(OAuthError),
     Internal(OAuthError),
 }
 

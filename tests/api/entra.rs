@@ -317,6 +317,27 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_scope");
+    // Right credentials for the wrong request are not a failed login (RFC 6749 §5.2): a
+    // blueprint without fmi_path, an agent with one.
+    let (st, body) = s
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "api://hotel/.default"),
+            ],
+            Some((&bp, &bp_secret)),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+    let (loner, loner_secret) = s.agent("loner").await;
+    let (st, body) = t1(&s, (&loner, &loner_secret), &agent).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+    // A wrong secret stays a failed login.
+    let (st, body) = t1(&s, (&loner, "not-the-secret"), &agent).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
 
     // A disabled blueprint's T1 no longer authenticates its agent, and it gets no new one.
     let (st, _) = s
