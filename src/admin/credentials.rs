@@ -51,11 +51,77 @@ fn check_jwk(jwk: &serde_json::Value) -> Result<(), AdminError> {
             "jwk must be a public key: it has private or symmetric members",
         ));
     }
+    // RFC 7518 §3.3: RS256 and PS256 keys have at least 2048 bits; a shorter one could never
+    // authenticate, so it is refused here rather than at every assertion.
+    if let Some(n) = jwk.get("n").and_then(serde_json::Value::as_str) {
+        let bits = crate::crypto::digest::b64url_decode(n)
+            .map_or(0, |n| n.iter().skip_while(|b| **b == 0).count() * 8);
+        if bits < 2048 {
+            return Err(AdminError::invalid(
+                "jwk",
+                "an RSA key needs a modulus of at least 2048 bits",
+            ));
+        }
+    }
     let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())
         .map_err(|e| AdminError::invalid("jwk", format!("jwk is not a usable public JWK: {e}")))?;
     jsonwebtoken::DecodingKey::from_jwk(&parsed)
         .map_err(|e| AdminError::invalid("jwk", format!("jwk is not a usable public key: {e}")))?;
     Ok(())
+}
+
+/// Why `new` repeats an existing credential, if it does: a federated credential names one
+/// (issuer, subject, audience) per owner, as in Entra, and a `kid`, a `jwks_uri` or a
+/// certificate picks one key.
+fn repeats(existing: &CredentialKind, new: &CredentialKind) -> Option<String> {
+    match (existing, new) {
+        (
+            CredentialKind::Federated {
+                issuer,
+                subject,
+                audience,
+            },
+            CredentialKind::Federated {
+                issuer: i,
+                subject: s,
+                audience: a,
+            },
+        ) if issuer == i && subject == s && audience == a => Some(
+            "a federated credential with this issuer, subject and audience is already registered"
+                .into(),
+        ),
+        (
+            CredentialKind::PublicKey {
+                jwk,
+                jwks_uri,
+                certificate,
+            },
+            CredentialKind::PublicKey {
+                jwk: j,
+                jwks_uri: u,
+                certificate: c,
+            },
+        ) => {
+            let kid = |jwk: &Option<serde_json::Value>| {
+                jwk.as_ref()
+                    .and_then(|k| k.get("kid"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            };
+            if let Some(k) = kid(j).filter(|k| kid(jwk).as_ref() == Some(k)) {
+                Some(format!("a key with kid {k:?} is already registered"))
+            } else if u.is_some() && jwks_uri == u {
+                Some("this jwks_uri is already registered".into())
+            } else if c.is_some()
+                && certificate.as_deref().map(str::trim) == c.as_deref().map(str::trim)
+            {
+                Some("this certificate is already registered".into())
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 pub fn check_url(field: &str, url: &str) -> Result<(), AdminError> {
@@ -202,6 +268,10 @@ impl AdminService {
                 )
             }
         };
+        let existing = self.store.list_credentials(owner_id).await?;
+        if let Some(why) = existing.iter().find_map(|c| repeats(&c.kind, &kind)) {
+            return Err(AdminError::Conflict(why));
+        }
         let credential = Credential {
             id: Uuid::now_v7(),
             owner_id,

@@ -257,6 +257,45 @@ async fn bad_claims_are_refused(#[case] backend: Backend) {
     }
 }
 
+/// A credential that repeats one the agent has (a `kid`, a federated issuer/subject/audience)
+/// is a conflict, and an RSA key too short to ever verify is refused.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn repeated_or_unusable_keys_are_refused(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let id = setup(&s, "pkj-repeats").await;
+    let key = TestKey::ec(Some("k1"));
+    register_jwk(&s, &id, key.jwk()).await;
+    let same_kid = TestKey::ec(Some("k1"));
+    let (st, body) = add_credential(
+        &s,
+        &id,
+        json!({"type": "public_key", "jwk": same_kid.jwk()}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    let federated = json!({"type": "federated", "issuer": "https://issuer.example", "subject": "wl-1", "audience": "api://AzureADTokenExchange"});
+    let (st, body) = add_credential(&s, &id, federated.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, body) = add_credential(&s, &id, federated).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    // A 1024-bit modulus (RFC 7518 §3.3 asks for 2048).
+    let mut n = vec![0xc5u8; 128];
+    n[127] = 0x01;
+    let short_rsa =
+        json!({"kty": "RSA", "kid": "short", "n": crate::fake_idp::b64(&n), "e": "AQAB"});
+    let (st, body) = add_credential(&s, &id, json!({"type": "public_key", "jwk": short_rsa})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (_, listed) = s
+        .admin(Method::GET, &format!("/agents/{id}/credentials"), None)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+}
+
 /// On the Entra route an assertion may be presented again until it expires (MSAL reuses one),
 /// but not one already spent on `/oauth2/token`; one used on the Entra route is spent there.
 #[rstest]
