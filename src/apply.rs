@@ -285,7 +285,12 @@ pub async fn apply(admin: &AdminService, file: ApplyFile) -> Result<ApplyReport,
             .await
             .map_err(at(&what))?;
         let scopes = crate::admin::dedup(u.scopes);
-        if current.first().is_some_and(|c| c.scopes == scopes) {
+        // No assignment and an empty one are the same state.
+        let held = current
+            .first()
+            .map(|c| c.scopes.clone())
+            .unwrap_or_default();
+        if held == scopes {
             report.unchanged += 1;
         } else {
             admin
@@ -458,10 +463,13 @@ async fn apply_agent(
     let current_roles = admin.list_roles(&id.to_string()).await.map_err(at(&what))?;
     for g in a.roles {
         let roles = crate::admin::dedup(g.roles);
-        if current_roles
+        // No assignment and an empty one are the same state.
+        let held = current_roles
             .iter()
-            .any(|c| c.resource == g.resource && c.roles == roles)
-        {
+            .find(|c| c.resource == g.resource)
+            .map(|c| c.roles.clone())
+            .unwrap_or_default();
+        if held == roles {
             report.unchanged += 1;
         } else {
             admin
@@ -484,10 +492,12 @@ async fn apply_agent(
         .map_err(at(&what))?;
     for g in a.delegations {
         let scopes = crate::admin::dedup(g.scopes);
-        if current
+        let held = current
             .iter()
-            .any(|c| c.resource == g.resource && c.scopes == scopes)
-        {
+            .find(|c| c.resource == g.resource)
+            .map(|c| c.scopes.clone())
+            .unwrap_or_default();
+        if held == scopes {
             report.unchanged += 1;
         } else {
             admin

@@ -172,11 +172,19 @@ delegations = [{{ resource = "api://hotel", scopes = ["bookings.manage"] }}]
 [[agents]]
 name = "named-agent"
 sponsors = ["bob@example.com"]
+# Empty lists: nothing held, which applying again must not count as a change.
+roles = [{{ resource = "https://mail.example", roles = [] }}]
+delegations = [{{ resource = "api://hotel", scopes = [] }}]
 
 [[user_assignments]]
 principal = "user-1"
 resource = "api://hotel"
 scopes = ["bookings.manage"]
+
+[[user_assignments]]
+principal = "user-2"
+resource = "api://hotel"
+scopes = []
 
 [[trusted_issuers]]
 issuer = "https://idp.example.com"
