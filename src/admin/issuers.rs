@@ -33,6 +33,18 @@ impl AdminService {
         req: CreateIssuer,
     ) -> Result<IssuerView, AdminError> {
         check_url("issuer", &req.issuer)?;
+        // Tokens naming this server (either profile's `iss`) are verified with its own keys
+        // only; trusting other keys for that name would let them mint "our" tokens.
+        let own = self
+            .admin_resource
+            .strip_suffix("/admin")
+            .unwrap_or(&self.admin_resource);
+        if req.issuer.trim_end_matches('/') == own || req.issuer.starts_with(&format!("{own}/")) {
+            return Err(AdminError::invalid(
+                "issuer",
+                "this server's own issuer cannot be a trusted issuer",
+            ));
+        }
         if let Some(u) = &req.jwks_uri {
             check_url("jwks_uri", u)?;
         }

@@ -358,6 +358,21 @@ async fn trusted_issuers_are_added_read_and_removed(#[case] backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, list) = s.admin(Method::GET, "/trusted-issuers", None).await;
     assert_eq!(list, json!({"items": [], "next_cursor": null}));
+    // This server's own issuer, in either profile's form, is never a trusted issuer.
+    for issuer in [
+        s.base.clone(),
+        format!("{}/", s.base),
+        format!("{}/{}/v2.0", s.base, s.tenant_id()),
+    ] {
+        let (status, problem) = s
+            .admin(
+                Method::POST,
+                "/trusted-issuers",
+                Some(json!({"issuer": issuer, "jwks": {"keys": []}, "use": ["subject_tokens"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{issuer}: {problem}");
+    }
 }
 
 #[rstest]
