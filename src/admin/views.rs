@@ -262,11 +262,3 @@ pub struct KeyView {
     pub retired_at: Option<String>,
     pub jwk: serde_json::Value,
 }
-
-/// A list without more pages.
-pub fn whole_page<T>(items: Vec<T>) -> crate::domain::Page<T> {
-    crate::domain::Page {
-        items,
-        next_cursor: None,
-    }
-}

@@ -9,7 +9,6 @@ use crate::admin::blueprints::{CreateBlueprint, PatchBlueprint};
 use crate::admin::credentials::{CreateCredential, CreatedCredential};
 use crate::admin::issuers::CreateIssuer;
 use crate::admin::resources::{CreateResource, PatchResource, PutUserAssignment};
-use crate::admin::views::whole_page;
 use crate::admin::{AdminError, parse_time};
 use crate::crypto::digest::{b64url, b64url_decode};
 use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -143,6 +142,29 @@ impl PageQuery {
         };
         Ok(PageRequest { limit, after })
     }
+}
+
+/// A page of a short list the service returns whole (credentials, grants, issuers, keys): the
+/// cursor is the position to go on from.
+fn page_of<T: Serialize>(items: Vec<T>, q: &PageQuery) -> ApiResult {
+    let page = q.page()?;
+    let start = match page.after {
+        Some(after) => after
+            .parse::<usize>()
+            .map_err(|_| AdminError::invalid("cursor", "cursor is not one this server gave"))?,
+        None => 0,
+    };
+    let total = items.len();
+    let items: Vec<T> = items
+        .into_iter()
+        .skip(start)
+        .take(page.limit as usize)
+        .collect();
+    let end = start + items.len();
+    paged(Page {
+        items,
+        next_cursor: (end < total).then(|| end.to_string()),
+    })
 }
 
 fn paged<T: Serialize>(page: Page<T>) -> ApiResult {
@@ -296,14 +318,15 @@ pub async fn add_agent_credential(
     )
 }
 
-#[utoipa::path(get, path = "/agents/{id}/credentials", responses((status = 200, description = "the agent's credentials, never a secret value")))]
+#[utoipa::path(get, path = "/agents/{id}/credentials", params(PageQuery), responses((status = 200, description = "the agent's credentials, never a secret value")))]
 pub async fn list_agent_credentials(
     State(s): State<AppState>,
     _: AdminCaller,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let owner = s.admin.agent_id_of(&id).await?;
-    ok(whole_page(s.admin.list_credentials(owner).await?))
+    page_of(s.admin.list_credentials(owner).await?, &q)
 }
 
 #[utoipa::path(delete, path = "/agents/{id}/credentials/{cid}", responses((status = 204)))]
@@ -329,13 +352,14 @@ pub async fn put_roles(
     ok(s.admin.put_roles(&a, &id, body).await?)
 }
 
-#[utoipa::path(get, path = "/agents/{id}/roles", responses((status = 200, description = "role assignments by resource")))]
+#[utoipa::path(get, path = "/agents/{id}/roles", params(PageQuery), responses((status = 200, description = "role assignments by resource")))]
 pub async fn list_roles(
     State(s): State<AppState>,
     _: AdminCaller,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    ok(whole_page(s.admin.list_roles(&id).await?))
+    page_of(s.admin.list_roles(&id).await?, &q)
 }
 
 #[utoipa::path(put, path = "/agents/{id}/delegations", request_body = PutDelegation, responses((status = 200, body = crate::admin::views::DelegationView)))]
@@ -348,13 +372,14 @@ pub async fn put_delegation(
     ok(s.admin.put_delegation(&a, &id, body).await?)
 }
 
-#[utoipa::path(get, path = "/agents/{id}/delegations", responses((status = 200, description = "delegation grants by resource")))]
+#[utoipa::path(get, path = "/agents/{id}/delegations", params(PageQuery), responses((status = 200, description = "delegation grants by resource")))]
 pub async fn list_delegations(
     State(s): State<AppState>,
     _: AdminCaller,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    ok(whole_page(s.admin.list_delegations(&id).await?))
+    page_of(s.admin.list_delegations(&id).await?, &q)
 }
 
 #[utoipa::path(post, path = "/resources", request_body = CreateResource, responses((status = 201, body = crate::admin::views::ResourceView), (status = 409)))]
@@ -408,6 +433,8 @@ pub async fn delete_resource(
 pub struct UserAssignmentQuery {
     pub principal: Option<String>,
     pub resource: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
 }
 
 #[utoipa::path(put, path = "/user-assignments", request_body = PutUserAssignment, responses((status = 200, body = crate::admin::views::UserAssignmentView)))]
@@ -425,11 +452,16 @@ pub async fn list_user_assignments(
     _: AdminCaller,
     ApiQuery(q): ApiQuery<UserAssignmentQuery>,
 ) -> ApiResult {
-    ok(whole_page(
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    page_of(
         s.admin
             .list_user_assignments(q.principal.as_deref(), q.resource.as_deref())
             .await?,
-    ))
+        &page,
+    )
 }
 
 #[utoipa::path(post, path = "/blueprints", request_body = CreateBlueprint, responses((status = 201, body = crate::admin::views::BlueprintView)))]
@@ -499,14 +531,15 @@ pub async fn add_blueprint_credential(
     credential_answer(s.admin.add_credential(&a, owner, None, body, None).await?)
 }
 
-#[utoipa::path(get, path = "/blueprints/{id}/credentials", responses((status = 200, description = "the blueprint's credentials")))]
+#[utoipa::path(get, path = "/blueprints/{id}/credentials", params(PageQuery), responses((status = 200, description = "the blueprint's credentials")))]
 pub async fn list_blueprint_credentials(
     State(s): State<AppState>,
     _: AdminCaller,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let owner = s.admin.blueprint_id_of(&id).await?;
-    ok(whole_page(s.admin.list_credentials(owner).await?))
+    page_of(s.admin.list_credentials(owner).await?, &q)
 }
 
 #[utoipa::path(delete, path = "/blueprints/{id}/credentials/{cid}", responses((status = 204)))]
@@ -529,9 +562,13 @@ pub async fn create_issuer(
     created(s.admin.create_issuer(&a, body).await?)
 }
 
-#[utoipa::path(get, path = "/trusted-issuers", responses((status = 200, description = "trusted issuers")))]
-pub async fn list_issuers(State(s): State<AppState>, _: AdminCaller) -> ApiResult {
-    ok(whole_page(s.admin.list_issuers().await?))
+#[utoipa::path(get, path = "/trusted-issuers", params(PageQuery), responses((status = 200, description = "trusted issuers")))]
+pub async fn list_issuers(
+    State(s): State<AppState>,
+    _: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult {
+    page_of(s.admin.list_issuers().await?, &q)
 }
 
 #[utoipa::path(get, path = "/trusted-issuers/{id}", responses((status = 200, body = crate::admin::views::IssuerView)))]
@@ -553,9 +590,13 @@ pub async fn delete_issuer(
     no_content()
 }
 
-#[utoipa::path(get, path = "/keys", responses((status = 200, description = "signing keys: public part and state")))]
-pub async fn list_keys(State(s): State<AppState>, _: AdminCaller) -> ApiResult {
-    ok(whole_page(s.admin.list_keys()))
+#[utoipa::path(get, path = "/keys", params(PageQuery), responses((status = 200, description = "signing keys: public part and state")))]
+pub async fn list_keys(
+    State(s): State<AppState>,
+    _: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult {
+    page_of(s.admin.list_keys(), &q)
 }
 
 #[utoipa::path(post, path = "/keys/rotate", responses((status = 201, body = crate::admin::views::KeyView)))]

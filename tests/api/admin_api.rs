@@ -410,3 +410,79 @@ async fn the_openapi_document_describes_the_api(#[case] backend: Backend) {
     assert!(paths["/agents"].get("post").is_some());
     assert!(paths["/agents"].get("get").is_some());
 }
+
+/// The short lists (credentials, grants, user assignments, issuers, keys) page like the others
+/// (SPEC §8: `?limit=&cursor=` → `{"items", "next_cursor"}`).
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn every_list_pages(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (id, _) = s.agent("many-secrets").await;
+    for _ in 0..2 {
+        let (status, _) = s
+            .admin(
+                Method::POST,
+                &format!("/agents/{id}/credentials"),
+                Some(json!({"type": "client_secret"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    for path in [
+        format!("/agents/{id}/credentials?limit=2"),
+        "/trusted-issuers?limit=1".to_owned(),
+        "/keys?limit=1".to_owned(),
+    ] {
+        let (status, first) = s.admin(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {first}");
+        let limit: usize = path.rsplit('=').next().unwrap().parse().unwrap();
+        assert!(first["items"].as_array().unwrap().len() <= limit, "{first}");
+    }
+    let (_, first) = s
+        .admin(
+            Method::GET,
+            &format!("/agents/{id}/credentials?limit=2"),
+            None,
+        )
+        .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2, "{first}");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, second) = s
+        .admin(
+            Method::GET,
+            &format!("/agents/{id}/credentials?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(second["next_cursor"], Value::Null);
+    let mut ids: Vec<Value> = [&first, &second]
+        .iter()
+        .flat_map(|p| {
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].clone())
+        })
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every credential once");
+    for bad in ["limit=0", "limit=501", "cursor=%21%21"] {
+        let (status, problem) = s
+            .admin(
+                Method::GET,
+                &format!("/agents/{id}/credentials?{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+    }
+}
