@@ -218,7 +218,12 @@ pub enum AuditCommand {
         #[arg(long)]
         since: Option<String>,
         #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
         limit: Option<u32>,
+        /// The `next_cursor` a previous page printed: the page after it.
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Every event as JSON lines.
     Export,
@@ -608,7 +613,9 @@ async fn audit(command: AuditCommand, api: &ApiArgs) -> Result<(), String> {
             action,
             outcome,
             since,
+            until,
             limit,
+            cursor,
         } => {
             let limit = limit.map(|l| l.to_string());
             let q = query(&[
@@ -616,7 +623,9 @@ async fn audit(command: AuditCommand, api: &ApiArgs) -> Result<(), String> {
                 ("action", &action),
                 ("outcome", &outcome),
                 ("since", &since),
+                ("until", &until),
                 ("limit", &limit),
+                ("cursor", &cursor),
             ]);
             let page = c.get(&format!("/audit{q}")).await?;
             print(
@@ -624,6 +633,9 @@ async fn audit(command: AuditCommand, api: &ApiArgs) -> Result<(), String> {
                 &page,
                 &["seq", "at", "actor", "action", "outcome", "reason"],
             );
+            if let (false, Some(next)) = (api.json, page["next_cursor"].as_str()) {
+                say!("more: --cursor {next}");
+            }
         }
         AuditCommand::Export => {
             for e in c.get_all("/audit").await? {

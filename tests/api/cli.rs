@@ -129,6 +129,16 @@ async fn an_operator_registers_an_agent_gets_a_token_and_verifies_the_audit_chai
     // Every event above, token issues with millisecond instants included, chains intact.
     let verified = agentauth(&s, &["audit", "verify"]).await;
     assert!(verified.contains("audit chain intact"), "{verified}");
+    // Pages of the audit log, one after the other.
+    let listed = agentauth(&s, &["audit", "list", "--limit", "1"]).await;
+    let next = listed
+        .lines()
+        .find_map(|l| l.strip_prefix("more: --cursor "))
+        .expect("a next page")
+        .trim()
+        .to_owned();
+    let page = agentauth_json(&s, &["audit", "list", "--limit", "1", "--cursor", &next]).await;
+    assert_eq!(page["items"][0]["seq"], 2, "{page}");
     // For scripts, and for keeping the head: cutting rows off the end shows only against it.
     let verified = agentauth_json(&s, &["audit", "verify"]).await;
     assert_eq!(verified["intact"], true, "{verified}");
