@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
 fn aadsts(code: ErrorCode, description: &str) -> u32 {
     match code {
         ErrorCode::InvalidClient => 7000215,
+        ErrorCode::InvalidRequest if description.starts_with("Tenant '") => 90002,
         ErrorCode::InvalidRequest if description.contains("required") => 900144,
         ErrorCode::InvalidRequest => 90014,
         ErrorCode::InvalidGrant if description.contains("expire") => 500133,
@@ -93,7 +94,9 @@ pub fn entra_error(e: OAuthError, now: time::OffsetDateTime) -> Response {
 /// The tenant in the path must be this server's tenant id or its alias.
 fn check_tenant(state: &AppState, tenant: &str) -> Result<(), Box<Response>> {
     let s = &state.oauth.settings;
-    if tenant == s.tenant_id || s.tenant_alias.as_deref() == Some(tenant) {
+    // Entra matches tenant ids and domain names without regard to case.
+    let named = |known: &str| known.eq_ignore_ascii_case(tenant);
+    if named(&s.tenant_id) || s.tenant_alias.as_deref().is_some_and(named) {
         Ok(())
     } else {
         Err(Box::new(tenant_not_found(tenant, state.oauth.clock.now())))

@@ -100,10 +100,12 @@ impl OAuthService {
     /// RFC 7523 §3: `aud` names this server's token endpoint (either route) or its issuer.
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), Failure> {
         let accepted = self.settings.assertion_audiences();
-        if audiences(claims)
-            .iter()
-            .any(|a| accepted.iter().any(|x| x == a.trim_end_matches('/')))
-        {
+        // Without regard to case: hosts, and Entra's tenant ids, are matched that way.
+        if audiences(claims).iter().any(|a| {
+            accepted
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(a.trim_end_matches('/')))
+        }) {
             Ok(())
         } else {
             Err(Failure::refused(

@@ -98,7 +98,17 @@ async fn the_tenant_routes_answer_as_entra_does(#[case] backend: Backend) {
 
     let (st, body) = get(&s, "/not-this-tenant/v2.0/.well-known/openid-configuration").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert_entra_error(&body, "invalid_request", 90014);
+    assert_entra_error(&body, "invalid_request", 90002);
+    // A tenant id is matched without regard to case, as Entra does.
+    let (st, body) = get(
+        &s,
+        &format!(
+            "/{}/v2.0/.well-known/openid-configuration",
+            tenant.to_uppercase()
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
 
     s.resource("api://hotel", &["read"], &[]).await;
     let (id, secret) = s.agent("entra-agent").await;
