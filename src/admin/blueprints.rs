@@ -168,11 +168,13 @@ impl AdminService {
         Ok(BlueprintView::of(&self.load_blueprint(id).await?))
     }
 
+    /// Live blueprints, or (`deleted`) the soft-deleted ones, as agents are listed.
     pub async fn list_blueprints(
         &self,
         page: PageRequest,
+        deleted: bool,
     ) -> Result<Page<BlueprintView>, AdminError> {
-        let items = self.store.list_blueprints(&page).await?;
+        let items = self.store.list_blueprints(&page, deleted).await?;
         let next_cursor = (items.len() == page.limit as usize)
             .then(|| items.last().map(|b| b.id.to_string()))
             .flatten();

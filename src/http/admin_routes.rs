@@ -473,13 +473,34 @@ pub async fn create_blueprint(
     created(s.admin.create_blueprint(&a, body).await?)
 }
 
-#[utoipa::path(get, path = "/blueprints", params(PageQuery), responses((status = 200, description = "a page of blueprints")))]
+/// `?status=deleted` lists the soft-deleted blueprints; without it, the others.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct BlueprintQuery {
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/blueprints", params(BlueprintQuery), responses((status = 200, description = "a page of blueprints")))]
 pub async fn list_blueprints(
     State(s): State<AppState>,
     _: AdminCaller,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<BlueprintQuery>,
 ) -> ApiResult {
-    paged(s.admin.list_blueprints(q.page()?).await?)
+    let deleted = match q.status.as_deref() {
+        None => false,
+        Some("deleted") => true,
+        Some(_) => {
+            return Err(
+                AdminError::invalid("status", "status may only be deleted for blueprints").into(),
+            );
+        }
+    };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    paged(s.admin.list_blueprints(page.page()?, deleted).await?)
 }
 
 #[utoipa::path(get, path = "/blueprints/{id}", responses((status = 200, body = crate::admin::views::BlueprintView)))]

@@ -78,7 +78,12 @@ pub trait BlueprintStore: Send + Sync {
     async fn insert_blueprint(&self, blueprint: &Blueprint) -> StoreResult<()>;
     async fn get_blueprint(&self, id: Uuid) -> StoreResult<Option<Blueprint>>;
     async fn update_blueprint(&self, blueprint: &Blueprint) -> StoreResult<()>;
-    async fn list_blueprints(&self, page: &PageRequest) -> StoreResult<Vec<Blueprint>>;
+    /// Live blueprints, or (`deleted`) the soft-deleted ones.
+    async fn list_blueprints(
+        &self,
+        page: &PageRequest,
+        deleted: bool,
+    ) -> StoreResult<Vec<Blueprint>>;
 }
 
 #[async_trait]

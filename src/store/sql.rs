@@ -313,9 +313,10 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn list_blueprints(&self, page: &PageRequest) -> StoreResult<Vec<Blueprint>> {
+            async fn list_blueprints(&self, page: &PageRequest, deleted: bool) -> StoreResult<Vec<Blueprint>> {
+                let which = if deleted { "IS NOT NULL" } else { "IS NULL" };
                 let rows: Vec<BlueprintRow> = sqlx::query_as(trusted(format!(
-                    "SELECT {BLUEPRINT_COLUMNS} FROM blueprints WHERE id > $1 ORDER BY id LIMIT $2"
+                    "SELECT {BLUEPRINT_COLUMNS} FROM blueprints WHERE id > $1 AND deleted_at {which} ORDER BY id LIMIT $2"
                 )))
                 .bind(page.after.clone().unwrap_or_default())
                 .bind(page_limit(page))

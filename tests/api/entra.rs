@@ -383,6 +383,22 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
         assert_eq!(s.get_agent(a).await["status"], "deleted");
     }
     assert_eq!(s.get_agent(&stranger).await["status"], "active");
+    // Listed as agents are: hidden by default, shown with status=deleted.
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, live) = s.admin(Method::GET, "/blueprints", None).await;
+    assert!(!ids(&live).contains(&bp), "{live}");
+    assert!(ids(&live).contains(&other_bp), "{live}");
+    let (_, deleted) = s
+        .admin(Method::GET, "/blueprints?status=deleted", None)
+        .await;
+    assert_eq!(ids(&deleted), vec![bp.clone()], "{deleted}");
     let (st, body) = s
         .admin(Method::POST, &format!("/blueprints/{bp}/restore"), None)
         .await;

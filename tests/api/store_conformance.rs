@@ -314,15 +314,26 @@ async fn blueprints(#[case] backend: Backend) {
     store.update_blueprint(&b).await.unwrap();
     assert_eq!(store.get_blueprint(b.id).await.unwrap(), Some(b.clone()));
     let listed = store
-        .list_blueprints(&PageRequest::first(10))
+        .list_blueprints(&PageRequest::first(10), true)
         .await
         .unwrap();
     assert_eq!(listed, vec![b.clone()]);
+    let live = store
+        .list_blueprints(&PageRequest::first(10), false)
+        .await
+        .unwrap();
+    assert!(live.is_empty(), "{live:?}");
     let after = PageRequest {
         limit: 10,
         after: Some(b.id.to_string()),
     };
-    assert!(store.list_blueprints(&after).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_blueprints(&after, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[rstest]
