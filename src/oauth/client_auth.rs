@@ -1,5 +1,6 @@
 //! Client authentication (SPEC §5, RFC 6749 §2.3): finds out which agent is calling.
-//! Every failure answers the same `invalid_client`; the audit log keeps the real reason.
+//! Every failed login answers the same `invalid_client`; the audit log keeps the real reason.
+//! Right credentials presented for the wrong request are not a failed login.
 
 use super::{ErrorCode, OAuthError, OAuthService, Params};
 use crate::audit::{self, EventExt};
