@@ -249,7 +249,6 @@ impl AdminService {
         let mut b = self.load_blueprint(id).await?;
         let before = serde_json::to_value(BlueprintView::of(&b)).unwrap_or_default();
         let now = self.now();
-        let agents = self.agents_of_blueprint(b.id, None).await?;
         if b.deleted_at.is_none() {
             // Stored to the second: the blueprint's deletion is stamped after every agent
             // deleted on its own, so that its restore (which takes back the agents deleted at
@@ -265,7 +264,8 @@ impl AdminService {
             b.updated_at = now;
             self.store.update_blueprint(&b).await?;
         }
-        for agent in agents {
+        // Listed after the blueprint is marked: an agent made from it meanwhile goes too.
+        for agent in self.agents_of_blueprint(b.id, None).await? {
             if agent.deleted_at.is_none() {
                 self.delete_agent_at(actor, &agent.id.to_string(), b.deleted_at)
                     .await?;

@@ -173,6 +173,10 @@ impl AdminService {
         req: CreateCredential,
         fixed_secret: Option<SecretString>,
     ) -> Result<CreatedCredential, AdminError> {
+        if let Some(agent) = agent_for_audit {
+            // Through the API or `apply`: a deleted agent takes no new credential.
+            self.load_live_agent(&agent.to_string()).await?;
+        }
         let now = self.now();
         let future = |field: &str, t: &Option<String>| -> Result<_, AdminError> {
             let parsed = t.as_deref().map(|t| parse_time(field, t)).transpose()?;
@@ -269,7 +273,11 @@ impl AdminService {
             }
         };
         let existing = self.store.list_credentials(owner_id).await?;
-        if let Some(why) = existing.iter().find_map(|c| repeats(&c.kind, &kind)) {
+        if let Some(why) = existing
+            .iter()
+            .filter(|c| c.is_usable(now))
+            .find_map(|c| repeats(&c.kind, &kind))
+        {
             return Err(AdminError::Conflict(why));
         }
         let credential = Credential {
@@ -347,10 +355,5 @@ impl AdminService {
 
     pub async fn agent_id_of(&self, id: &str) -> Result<Uuid, AdminError> {
         Ok(self.load_agent(id).await?.id)
-    }
-
-    /// The id of an agent that may take a new credential (not a deleted one).
-    pub async fn live_agent_id_of(&self, id: &str) -> Result<Uuid, AdminError> {
-        Ok(self.load_live_agent(id).await?.id)
     }
 }

@@ -27,19 +27,31 @@ pub struct CreateIssuer {
 }
 
 impl AdminService {
+    /// Whether `issuer` is this server's `iss` in either profile (`<base>` or
+    /// `<base>/<tenant>/v2.0`), compared as URLs are: without regard to case. Tokens naming
+    /// this server are verified with its own keys only; trusting other keys for that name
+    /// would let them mint "our" tokens.
+    fn is_own_issuer(&self, issuer: &str) -> bool {
+        let base = self
+            .admin_resource
+            .strip_suffix("/admin")
+            .unwrap_or(&self.admin_resource)
+            .to_ascii_lowercase();
+        let issuer = issuer.trim_end_matches('/').to_ascii_lowercase();
+        let entra_form = issuer
+            .strip_prefix(&format!("{base}/"))
+            .and_then(|rest| rest.strip_suffix("/v2.0"))
+            .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'));
+        issuer == base || entra_form
+    }
+
     pub async fn create_issuer(
         &self,
         actor: &Actor,
         req: CreateIssuer,
     ) -> Result<IssuerView, AdminError> {
         check_url("issuer", &req.issuer)?;
-        // Tokens naming this server (either profile's `iss`) are verified with its own keys
-        // only; trusting other keys for that name would let them mint "our" tokens.
-        let own = self
-            .admin_resource
-            .strip_suffix("/admin")
-            .unwrap_or(&self.admin_resource);
-        if req.issuer.trim_end_matches('/') == own || req.issuer.starts_with(&format!("{own}/")) {
+        if self.is_own_issuer(&req.issuer) {
             return Err(AdminError::invalid(
                 "issuer",
                 "this server's own issuer cannot be a trusted issuer",

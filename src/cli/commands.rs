@@ -436,7 +436,7 @@ async fn agents(command: AgentCommand, api: &ApiArgs) -> Result<(), String> {
                 )
             }
             SecretCommand::List { agent } => (
-                c.get(&format!("/agents/{agent}/credentials")).await?,
+                Value::Array(c.get_all(&format!("/agents/{agent}/credentials")).await?),
                 &["id", "type", "hint", "expires_at", "created_at"][..],
             ),
             SecretCommand::Remove { agent, credential } => (
@@ -501,7 +501,9 @@ async fn grants(command: GrantCommand, api: &ApiArgs, kind: &str) -> Result<(), 
             )
             .await?
         }
-        GrantCommand::List { agent } => c.get(&format!("/agents/{agent}/{kind}")).await?,
+        GrantCommand::List { agent } => {
+            Value::Array(c.get_all(&format!("/agents/{agent}/{kind}")).await?)
+        }
     };
     print(api.json, &value, &["resource", field]);
     Ok(())
@@ -558,7 +560,7 @@ async fn issuers(command: IssuerCommand, api: &ApiArgs) -> Result<(), String> {
             let body = json!({ "issuer": issuer, "jwks_uri": jwks_uri, "audiences": audience, "subject_claim": subject_claim, "use": uses });
             c.call(Method::POST, "/trusted-issuers", Some(body)).await?
         }
-        IssuerCommand::List => c.get("/trusted-issuers").await?,
+        IssuerCommand::List => Value::Array(c.get_all("/trusted-issuers").await?),
         IssuerCommand::Delete { id } => {
             c.call(Method::DELETE, &format!("/trusted-issuers/{id}"), None)
                 .await?
@@ -582,7 +584,7 @@ async fn keys(command: KeyCommand, api: &ApiArgs) -> Result<(), String> {
         "retired_at",
     ];
     let value = match command {
-        KeyCommand::List => AdminClient::connect(api).await?.get("/keys").await?,
+        KeyCommand::List => Value::Array(AdminClient::connect(api).await?.get_all("/keys").await?),
         KeyCommand::Rotate => {
             AdminClient::connect(api)
                 .await?

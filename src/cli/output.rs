@@ -4,7 +4,8 @@ use serde_json::Value;
 use std::io::Write;
 
 /// `println!` for the CLI's output: a reader that went away (`agentauth agents list | head`)
-/// ends the command quietly, as SIGPIPE would, instead of a panic.
+/// ends the command quietly, as SIGPIPE would; any other failure to write (a full disk under
+/// `audit export`) ends it with an error, never with a silently short output.
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::cli::output::write_line(format_args!($($arg)*))
@@ -14,9 +15,13 @@ pub(crate) use say;
 
 pub fn write_line(line: std::fmt::Arguments) {
     let mut out = std::io::stdout().lock();
-    let written = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
-    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
-        std::process::exit(0);
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -144,27 +144,27 @@ impl PageQuery {
     }
 }
 
-/// A page of a short list the service returns whole (credentials, grants, issuers, keys): the
-/// cursor is the position to go on from.
-fn page_of<T: Serialize>(items: Vec<T>, q: &PageQuery) -> ApiResult {
+/// A page of a short list the service returns whole (credentials, grants, issuers, keys),
+/// in the order of each item's unique `key`; the cursor is the last key seen, so items added
+/// or removed meanwhile neither skip nor repeat the others.
+fn page_of<T: Serialize>(
+    mut items: Vec<T>,
+    q: &PageQuery,
+    key: impl Fn(&T) -> String,
+) -> ApiResult {
     let page = q.page()?;
-    let start = match page.after {
-        Some(after) => after
-            .parse::<usize>()
-            .map_err(|_| AdminError::invalid("cursor", "cursor is not one this server gave"))?,
-        None => 0,
-    };
-    let total = items.len();
-    let items: Vec<T> = items
+    items.sort_by_key(|item| key(item));
+    let mut rest = items
         .into_iter()
-        .skip(start)
-        .take(page.limit as usize)
-        .collect();
-    let end = start + items.len();
-    paged(Page {
-        items,
-        next_cursor: (end < total).then(|| end.to_string()),
-    })
+        .filter(|item| page.after.as_ref().is_none_or(|after| key(item) > *after))
+        .peekable();
+    let items: Vec<T> = rest.by_ref().take(page.limit as usize).collect();
+    let next_cursor = rest
+        .peek()
+        .is_some()
+        .then(|| items.last().map(&key))
+        .flatten();
+    paged(Page { items, next_cursor })
 }
 
 fn paged<T: Serialize>(page: Page<T>) -> ApiResult {
@@ -310,7 +310,7 @@ pub async fn add_agent_credential(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateCredential>,
 ) -> ApiResult {
-    let owner = s.admin.live_agent_id_of(&id).await?;
+    let owner = s.admin.agent_id_of(&id).await?;
     credential_answer(
         s.admin
             .add_credential(&a, owner, Some(owner), body, None)
@@ -326,7 +326,7 @@ pub async fn list_agent_credentials(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let owner = s.admin.agent_id_of(&id).await?;
-    page_of(s.admin.list_credentials(owner).await?, &q)
+    page_of(s.admin.list_credentials(owner).await?, &q, |c| c.id.clone())
 }
 
 #[utoipa::path(delete, path = "/agents/{id}/credentials/{cid}", responses((status = 204)))]
@@ -359,7 +359,7 @@ pub async fn list_roles(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    page_of(s.admin.list_roles(&id).await?, &q)
+    page_of(s.admin.list_roles(&id).await?, &q, |r| r.resource.clone())
 }
 
 #[utoipa::path(put, path = "/agents/{id}/delegations", request_body = PutDelegation, responses((status = 200, body = crate::admin::views::DelegationView)))]
@@ -379,7 +379,9 @@ pub async fn list_delegations(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    page_of(s.admin.list_delegations(&id).await?, &q)
+    page_of(s.admin.list_delegations(&id).await?, &q, |d| {
+        d.resource.clone()
+    })
 }
 
 #[utoipa::path(post, path = "/resources", request_body = CreateResource, responses((status = 201, body = crate::admin::views::ResourceView), (status = 409)))]
@@ -461,6 +463,8 @@ pub async fn list_user_assignments(
             .list_user_assignments(q.principal.as_deref(), q.resource.as_deref())
             .await?,
         &page,
+        // A principal holds one assignment per resource; the newline cannot be in either.
+        |u| format!("{}\n{}", u.principal, u.resource),
     )
 }
 
@@ -560,7 +564,7 @@ pub async fn list_blueprint_credentials(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let owner = s.admin.blueprint_id_of(&id).await?;
-    page_of(s.admin.list_credentials(owner).await?, &q)
+    page_of(s.admin.list_credentials(owner).await?, &q, |c| c.id.clone())
 }
 
 #[utoipa::path(delete, path = "/blueprints/{id}/credentials/{cid}", responses((status = 204)))]
@@ -589,7 +593,7 @@ pub async fn list_issuers(
     _: AdminCaller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    page_of(s.admin.list_issuers().await?, &q)
+    page_of(s.admin.list_issuers().await?, &q, |i| i.id.clone())
 }
 
 #[utoipa::path(get, path = "/trusted-issuers/{id}", responses((status = 200, body = crate::admin::views::IssuerView)))]
@@ -617,7 +621,7 @@ pub async fn list_keys(
     _: AdminCaller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
-    page_of(s.admin.list_keys(), &q)
+    page_of(s.admin.list_keys(), &q, |k| k.kid.clone())
 }
 
 #[utoipa::path(post, path = "/keys/rotate", responses((status = 201, body = crate::admin::views::KeyView)))]

@@ -205,6 +205,12 @@ impl OAuthService {
             )
         };
         if reusable {
+            // Marked first, then checked: the RFC route claims both keys in one transaction,
+            // so whichever way two routes' requests interleave, one of them is refused.
+            self.replay_guard
+                .claim(used_on_entra, until)
+                .await
+                .map_err(store_failure)?;
             if self
                 .replay_guard
                 .was_claimed(&spent_here)
@@ -213,17 +219,14 @@ impl OAuthService {
             {
                 return Err(replayed());
             }
-            self.replay_guard
-                .claim(used_on_entra, until)
-                .await
-                .map_err(store_failure)?;
             return Ok(credential_id);
         }
-        let (first, not_on_entra) = tokio::join!(
-            self.replay_guard.claim(spent_here, until),
-            self.replay_guard.claim(used_on_entra, until)
-        );
-        if !(first.map_err(store_failure)? && not_on_entra.map_err(store_failure)?) {
+        let fresh = self
+            .replay_guard
+            .claim_together(vec![(spent_here, until), (used_on_entra, until)])
+            .await
+            .map_err(store_failure)?;
+        if fresh != [true, true] {
             return Err(replayed());
         }
         Ok(credential_id)

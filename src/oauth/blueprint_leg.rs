@@ -159,7 +159,7 @@ impl OAuthService {
                     Err(_) => None,
                 };
                 match agent {
-                    Some(agent) => {
+                    Some(agent) if agent.is_active(now) => {
                         self.match_secret(agent.id, secret, now).await?;
                         return Err(Failure::WrongRequest(OAuthError::unauthorized_client(
                             "fmi_path is for a blueprint asking for one of its agents; an agent \
@@ -167,7 +167,7 @@ impl OAuthService {
                         )));
                     }
                     // Same cost as a wrong secret, so timing does not tell.
-                    None => {
+                    _ => {
                         let _ = self.match_secret(Uuid::nil(), secret, now).await;
                     }
                 }

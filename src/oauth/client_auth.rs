@@ -242,13 +242,14 @@ impl OAuthService {
         })
     }
 
-    /// The id of the blueprint `client_id` names, if it names one.
+    /// The id of the live blueprint `client_id` names, if it names one (a disabled or deleted
+    /// one is refused like any unknown client).
     async fn blueprint_named(&self, client_id: &str) -> Result<Option<Uuid>, Failure> {
         let Ok(id) = Uuid::parse_str(client_id) else {
             return Ok(None);
         };
         let blueprint = self.store.get_blueprint(id).await.map_err(Failure::store)?;
-        Ok(blueprint.map(|b| b.id))
+        Ok(blueprint.filter(|b| b.is_active()).map(|b| b.id))
     }
 
     /// Finds the owner's client secret that `secret` matches: from the verified-secret cache,
@@ -330,7 +331,8 @@ impl OAuthService {
         }
     }
 
-    /// Runs a refusal through the audit log and turns it into the uniform `invalid_client`.
+    /// Runs a refusal through the audit log and turns it into the uniform `invalid_client`
+    /// (or, for right credentials on the wrong request, its own answer).
     pub(super) async fn refuse_client(
         &self,
         failure: Failure,

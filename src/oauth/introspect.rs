@@ -85,7 +85,15 @@ impl OAuthService {
         }
         let client = self
             .authenticate(Presented::from_request(params, basic)?, source, now)
-            .await?;
+            .await
+            // A blueprint's right secret is no permission to introspect (SPEC §6: 401/403).
+            .map_err(|e| {
+                if e.code == ErrorCode::UnauthorizedClient {
+                    forbidden()
+                } else {
+                    e
+                }
+            })?;
         let admin = self
             .directory
             .resource(&self.settings.admin_resource)

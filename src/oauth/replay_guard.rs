@@ -6,9 +6,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+/// Keys claimed together, and where to send, for each, whether it was new.
 type Claim = (
-    (String, OffsetDateTime),
-    oneshot::Sender<Result<bool, String>>,
+    Vec<(String, OffsetDateTime)>,
+    oneshot::Sender<Result<Vec<bool>, String>>,
 );
 
 #[derive(Clone)]
@@ -24,20 +25,34 @@ impl ReplayGuard {
         Self { tx, store }
     }
 
-    /// Whether `key` has been claimed, without claiming it.
-    pub async fn was_claimed(&self, key: &str) -> Result<bool, String> {
-        self.store.is_claimed(key).await.map_err(|e| e.to_string())
-    }
-
     /// True when `key` had not been claimed before (it is claimed now, until `expires_at`).
     pub async fn claim(&self, key: String, expires_at: OffsetDateTime) -> Result<bool, String> {
+        Ok(self
+            .claim_together(vec![(key, expires_at)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Claims several keys in the same write (one transaction on SQLite, one statement on
+    /// PostgreSQL): for each, in order, whether it was new.
+    pub async fn claim_together(
+        &self,
+        keys: Vec<(String, OffsetDateTime)>,
+    ) -> Result<Vec<bool>, String> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(((key, expires_at), ack))
+            .send((keys, ack))
             .await
             .map_err(|_| "the replay guard is closed".to_owned())?;
         done.await
             .map_err(|_| "the replay guard is closed".to_owned())?
+    }
+
+    /// Whether `key` has been claimed, without claiming it.
+    pub async fn was_claimed(&self, key: &str) -> Result<bool, String> {
+        self.store.is_claimed(key).await.map_err(|e| e.to_string())
     }
 }
 
@@ -45,15 +60,21 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Claim>) {
     let store: Arc<dyn crate::store::Store> = store;
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
-        let (keys, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        for (claimed, ack) in batch.drain(..) {
+            acks.push((claimed.len(), ack));
+            keys.extend(claimed);
+        }
         match store.claim_many(&keys).await {
             Ok(fresh) => {
-                for (ack, new) in acks.into_iter().zip(fresh) {
-                    let _ = ack.send(Ok(new));
+                let mut fresh = fresh.into_iter();
+                for (n, ack) in acks {
+                    let _ = ack.send(Ok(fresh.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
-                for ack in acks {
+                for (_, ack) in acks {
                     let _ = ack.send(Err(e.to_string()));
                 }
             }

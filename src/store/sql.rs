@@ -691,7 +691,10 @@ macro_rules! impl_sql_store {
                     }
                 }
                 let mut inserted = std::collections::HashSet::new();
-                for chunk in unique.chunks(1000) {
+                // One statement for any batch the replay guard sends (at most 512 requests of
+                // two keys), so keys claimed together are decided together; two binds a key
+                // stay far below PostgreSQL's 65,535.
+                for chunk in unique.chunks(8192) {
                     let mut q: QueryBuilder<$db> = QueryBuilder::new("INSERT INTO used_assertions (key, expires_at) ");
                     q.push_values(chunk, |mut b, (key, exp)| {
                         b.push_bind(key.clone()).push_bind(secs(*exp));

@@ -137,7 +137,7 @@ impl SqliteWriter {
 const ROWS_PER_INSERT: [usize; 5] = [16, 8, 4, 2, 1];
 
 /// The INSERT of `ROWS_PER_INSERT[i]` rows.
-fn insert_sql(i: usize) -> &'static str {
+fn insert_sql(i: usize) -> Option<&'static str> {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     let all = SQL.get_or_init(|| {
         ROWS_PER_INSERT
@@ -152,7 +152,7 @@ fn insert_sql(i: usize) -> &'static str {
             })
             .collect()
     });
-    all.get(i).map_or("", String::as_str)
+    all.get(i).map(String::as_str)
 }
 
 /// The columns of `INSERT_AUDIT_ROW`, bound by `AuditRow::params` in the same order.
@@ -230,8 +230,10 @@ fn append(
             .unwrap_or((ROWS_PER_INSERT.len() - 1, &1));
         let (chunk, tail) = rest.split_at(size);
         let params = chunk.iter().flat_map(|row| row.params());
+        let sql = insert_sql(i)
+            .ok_or_else(|| StoreError::Database(format!("no INSERT of {size} audit rows")))?;
         connection
-            .prepare_cached(insert_sql(i))
+            .prepare_cached(sql)
             .and_then(|mut insert| insert.execute(rusqlite::params_from_iter(params)))
             .map_err(error)?;
         rest = tail;

@@ -229,12 +229,14 @@ async fn permissions_removed_from_a_resource_are_withdrawn(#[case] backend: Back
         "{withdrawn:?}"
     );
     // Defining `write` again grants it to nobody.
-    s.admin(
-        Method::PATCH,
-        &format!("/resources/{hotel_id}"),
-        Some(patch(&["read", "write"], &["b.read", "b.write"])),
-    )
-    .await;
+    let (status, body) = s
+        .admin(
+            Method::PATCH,
+            &format!("/resources/{hotel_id}"),
+            Some(patch(&["read", "write"], &["b.read", "b.write"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let token = s.token(&id, &secret, "api://hotel/.default").await;
     assert_eq!(crate::support::claims_of(&token)["roles"], json!(["read"]));
 }
@@ -362,17 +364,27 @@ async fn trusted_issuers_are_added_read_and_removed(#[case] backend: Backend) {
     for issuer in [
         s.base.clone(),
         format!("{}/", s.base),
+        s.base.to_uppercase(),
         format!("{}/{}/v2.0", s.base, s.tenant_id()),
     ] {
         let (status, problem) = s
             .admin(
                 Method::POST,
                 "/trusted-issuers",
-                Some(json!({"issuer": issuer, "jwks": {"keys": []}, "use": ["subject_tokens"]})),
+                Some(json!({"issuer": issuer, "jwks_uri": "https://idp.example/keys", "use": ["subject_tokens"]})),
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{issuer}: {problem}");
     }
+    // Another IdP on the same origin is not this server.
+    let (status, body) = s
+        .admin(
+            Method::POST,
+            "/trusted-issuers",
+            Some(json!({"issuer": format!("{}/realms/other", s.base), "jwks_uri": "https://idp.example/keys", "use": ["subject_tokens"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 #[rstest]
@@ -432,16 +444,32 @@ async fn every_list_pages(#[case] backend: Backend) {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    for path in [
-        format!("/agents/{id}/credentials?limit=2"),
-        "/trusted-issuers?limit=1".to_owned(),
-        "/keys?limit=1".to_owned(),
-    ] {
-        let (status, first) = s.admin(Method::GET, &path, None).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {first}");
-        let limit: usize = path.rsplit('=').next().unwrap().parse().unwrap();
-        assert!(first["items"].as_array().unwrap().len() <= limit, "{first}");
+    for name in ["https://a.example", "https://b.example"] {
+        let (status, body) = s
+            .admin(
+                Method::POST,
+                "/trusted-issuers",
+                Some(json!({"issuer": name, "jwks_uri": "https://idp.example/keys", "use": ["subject_tokens"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+    let (_, one) = s.admin(Method::GET, "/trusted-issuers?limit=1", None).await;
+    let cursor = one["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let (_, two) = s
+        .admin(
+            Method::GET,
+            &format!("/trusted-issuers?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(two["next_cursor"], Value::Null, "{two}");
+    assert_ne!(one["items"][0]["id"], two["items"][0]["id"]);
+    let (_, keys) = s.admin(Method::GET, "/keys?limit=1", None).await;
+    assert_eq!(keys["items"].as_array().unwrap().len(), 1, "{keys}");
     let (_, first) = s
         .admin(
             Method::GET,
@@ -463,18 +491,43 @@ async fn every_list_pages(#[case] backend: Backend) {
         .await;
     assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
     assert_eq!(second["next_cursor"], Value::Null);
-    let mut ids: Vec<Value> = [&first, &second]
+    let ids: HashSet<String> = [&first, &second]
         .iter()
-        .flat_map(|p| {
-            p["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["id"].clone())
-        })
+        .flat_map(|p| p["items"].as_array().unwrap().iter())
+        .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
-    ids.dedup();
     assert_eq!(ids.len(), 3, "every credential once");
+    // A credential removed between pages moves no other across the cursor.
+    let (_, first) = s
+        .admin(
+            Method::GET,
+            &format!("/agents/{id}/credentials?limit=1"),
+            None,
+        )
+        .await;
+    let gone = first["items"][0]["id"].as_str().unwrap().to_owned();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    s.admin(
+        Method::DELETE,
+        &format!("/agents/{id}/credentials/{gone}"),
+        None,
+    )
+    .await;
+    let (_, rest) = s
+        .admin(
+            Method::GET,
+            &format!("/agents/{id}/credentials?cursor={cursor}"),
+            None,
+        )
+        .await;
+    let rest: HashSet<String> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(!rest.contains(&gone));
     for bad in ["limit=0", "limit=501", "cursor=%21%21"] {
         let (status, problem) = s
             .admin(

@@ -348,6 +348,15 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
     // A wrong secret stays a failed login.
     let (st, body) = t1(&s, (&loner, "not-the-secret"), &agent).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    // A blueprint's secret is no permission to introspect (SPEC §6: 401 or 403).
+    let (st, body) = s
+        .post_form(
+            "/oauth2/introspect",
+            &[("token", "x")],
+            Some((&bp, &bp_secret)),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
 
     // A disabled blueprint's T1 no longer authenticates its agent, and it gets no new one.
     let (st, _) = s
