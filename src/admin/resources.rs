@@ -1,12 +1,13 @@
 //! Resources and user assignments.
 
-use super::views::{ResourceView, UserAssignmentView};
+use super::views::{BlueprintView, ResourceView, UserAssignmentView};
 use super::{Actor, AdminError, AdminService, check_name, check_permission_names, dedup};
 use crate::domain::{
     DelegationGrant, Page, PageRequest, Resource, RoleAssignment, TokenProfile, UserAssignment,
 };
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -234,6 +235,19 @@ impl AdminService {
             )
             .await?;
         }
+        for deleted in [false, true] {
+            let mut page = PageRequest::first(crate::domain::page::MAX_LIMIT);
+            loop {
+                let batch = self.store.list_blueprints(&page, deleted).await?;
+                for b in &batch {
+                    self.withdraw_from_defaults(actor, b, r).await?;
+                }
+                if batch.len() < page.limit as usize {
+                    break;
+                }
+                page.after = batch.last().map(|b| b.id.to_string());
+            }
+        }
         for u in self.store.user_assignments(None, Some(r.id)).await? {
             let Some(scopes) = kept(&u.scopes, &r.scopes) else {
                 continue;
@@ -253,6 +267,45 @@ impl AdminService {
             .await?;
         }
         Ok(())
+    }
+
+    /// The same for what a blueprint's agents may inherit.
+    async fn withdraw_from_defaults(
+        &self,
+        actor: &Actor,
+        b: &crate::domain::Blueprint,
+        r: &Resource,
+    ) -> Result<(), AdminError> {
+        let prune = |defaults: &BTreeMap<String, Vec<String>>, defined: &[String]| {
+            let mut pruned = defaults.clone();
+            if let Some(held) = pruned.get_mut(&r.identifier) {
+                held.retain(|p| defined.contains(p));
+                if held.is_empty() {
+                    pruned.remove(&r.identifier);
+                }
+            }
+            pruned
+        };
+        let roles = prune(&b.default_roles, &r.roles);
+        let delegations = prune(&b.default_delegations, &r.scopes);
+        if roles == b.default_roles && delegations == b.default_delegations {
+            return Ok(());
+        }
+        let after = crate::domain::Blueprint {
+            default_roles: roles,
+            default_delegations: delegations,
+            updated_at: self.now(),
+            ..b.clone()
+        };
+        self.store.update_blueprint(&after).await?;
+        self.record_change(
+            actor,
+            "blueprint.update",
+            None,
+            Some(serde_json::to_value(BlueprintView::of(b)).unwrap_or_default()),
+            Some(serde_json::to_value(BlueprintView::of(&after)).unwrap_or_default()),
+        )
+        .await
     }
 
     pub async fn delete_resource(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {

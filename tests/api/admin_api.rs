@@ -194,6 +194,19 @@ async fn permissions_removed_from_a_resource_are_withdrawn(#[case] backend: Back
         let (status, body) = s.admin(method, &path, Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    let (status, blueprint) = s
+        .admin(
+            Method::POST,
+            "/blueprints",
+            Some(json!({
+                "name": "holders", "sponsors": ["s"],
+                "default_roles": [{"resource": "api://hotel", "roles": ["read", "write"]}],
+                "default_delegations": [{"resource": "api://hotel", "scopes": ["b.read", "b.write"]}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{blueprint}");
+    let blueprint = blueprint["id"].as_str().unwrap().to_owned();
     let patch = |roles: &[&str], scopes: &[&str]| json!({"roles": roles, "scopes": scopes});
     let (status, body) = s
         .admin(
@@ -218,6 +231,19 @@ async fn permissions_removed_from_a_resource_are_withdrawn(#[case] backend: Back
     assert_eq!(
         listed("/user-assignments?resource=api://hotel".to_owned()).await,
         json!([{"principal": "user-1", "resource": "api://hotel", "scopes": ["b.read"]}])
+    );
+    let (_, defaults) = s
+        .admin(Method::GET, &format!("/blueprints/{blueprint}"), None)
+        .await;
+    assert_eq!(
+        defaults["default_roles"],
+        json!([{"resource": "api://hotel", "roles": ["read"]}]),
+        "{defaults}"
+    );
+    assert_eq!(
+        defaults["default_delegations"],
+        json!([{"resource": "api://hotel", "scopes": ["b.read"]}]),
+        "{defaults}"
     );
     let withdrawn = s
         .all_pages(&format!("/audit?agent_id={id}&action=agent.roles.set"))

@@ -489,34 +489,53 @@ async fn inheriting_what_cannot_be_inherited_is_refused(#[case] backend: Backend
         .expect("id")
         .to_owned();
     let (bp, _) = blueprint(&s, "travel-agents").await;
-    for (patch, stale) in [
-        (json!({"scopes": []}), "scope bookings.read"),
-        (json!({"roles": []}), "role read"),
+    // A role or scope taken off the resource leaves the blueprint's defaults too, so a PATCH
+    // leaves nothing stale to inherit.
+    for (patch, member) in [
+        (json!({"scopes": []}), "default_delegations"),
+        (json!({"roles": []}), "default_roles"),
     ] {
         let (st, body) = s
             .admin(Method::PATCH, &format!("/resources/{hotel}"), Some(patch))
             .await;
         assert_eq!(st, StatusCode::OK, "{body}");
-        let (st, body) = s
-            .admin(
-                Method::POST,
-                "/agents",
-                Some(json!({"name": "late-planner", "sponsors": ["x@example.com"], "blueprint_id": bp, "inherit_defaults": true})),
-            )
+        let (_, blueprint) = s
+            .admin(Method::GET, &format!("/blueprints/{bp}"), None)
             .await;
-        assert_eq!(st, StatusCode::CONFLICT, "{body}");
-        assert!(body["detail"].as_str().unwrap().contains(stale), "{body}");
-        assert!(!agent_named(&s, "late-planner").await);
+        assert_eq!(blueprint[member], json!([]), "{blueprint}");
     }
+    // A deleted resource is still named by the defaults: inheriting it is refused.
+    s.resource("api://spa", &["massage"], &[]).await;
+    let (st, spa_bp) = s
+        .admin(
+            Method::POST,
+            "/blueprints",
+            Some(json!({
+                "name": "spa-agents", "sponsors": ["x@example.com"],
+                "default_roles": [{"resource": "api://spa", "roles": ["massage"]}],
+            })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{spa_bp}");
+    let spa_bp = spa_bp["id"].as_str().expect("id").to_owned();
+    let spa = s.admin(Method::GET, "/resources?limit=500", None).await.1["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| r["identifier"] == "api://spa")
+        .expect("api://spa")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (st, body) = s
-        .admin(Method::DELETE, &format!("/resources/{hotel}"), None)
+        .admin(Method::DELETE, &format!("/resources/{spa}"), None)
         .await;
     assert!(st.is_success(), "{st} {body}");
     let (st, body) = s
         .admin(
             Method::POST,
             "/agents",
-            Some(json!({"name": "late-planner", "sponsors": ["x@example.com"], "blueprint_id": bp, "inherit_defaults": true})),
+            Some(json!({"name": "late-planner", "sponsors": ["x@example.com"], "blueprint_id": spa_bp, "inherit_defaults": true})),
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
@@ -524,7 +543,8 @@ async fn inheriting_what_cannot_be_inherited_is_refused(#[case] backend: Backend
         body["detail"]
             .as_str()
             .unwrap()
-            .contains("api://hotel is no longer registered"),
+            .contains("api://spa is no longer registered"),
         "{body}"
     );
+    assert!(!agent_named(&s, "late-planner").await);
 }
