@@ -160,6 +160,14 @@ fn check_certificate(
             "the certificate is not valid yet",
         ));
     }
+    if crate::crypto::certificate::rsa_key_bits(pem)
+        .is_ok_and(|bits| bits.is_some_and(|b| b < 2048))
+    {
+        return Err(AdminError::invalid(
+            "certificate",
+            "the certificate's RSA key needs a modulus of at least 2048 bits",
+        ));
+    }
     Ok(not_after)
 }
 

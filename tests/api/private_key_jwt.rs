@@ -257,6 +257,10 @@ async fn bad_claims_are_refused(#[case] backend: Backend) {
     }
 }
 
+/// A self-signed certificate for a 1024-bit RSA key, valid until 2126 (`openssl req -x509
+/// -newkey rsa:1024 -days 36500`): aws-lc will not make a key that short.
+const SHORT_RSA_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIICBjCCAW+gAwIBAgIUKdclb2/WHPK+ZpvC9Po2lAgK+7swDQYJKoZIhvcNAQEL\nBQAwFDESMBAGA1UEAwwJc2hvcnQtcnNhMCAXDTI2MTIwMTAxMzAzNFoYDzIxMjYx\nMTA3MDEzMDM0WjAUMRIwEAYDVQQDDAlzaG9ydC1yc2EwgZ8wDQYJKoZIhvcNAQEB\nBQADgY0AMIGJAoGBAL/cbAxV/axIRQmfwrOGg9CCyw3Z3l7DhN6JmULrMifK5rlI\nV91n0h0bPPTmKvebKF7q7oIcZdkLfizwIYLapmOw8TOBWIdkE7hEgmgrji4F2A0r\nS4WFAz0geuE1oHSUzz0d40aqHEbnYYFpt5Jn9zspI/XTCHY5TQwesVyp3URhAgMB\nAAGjUzBRMB0GA1UdDgQWBBTEs516w4w9WVoqPVconMMRrZPwWDAfBgNVHSMEGDAW\ngBTEs516w4w9WVoqPVconMMRrZPwWDAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3\nDQEBCwUAA4GBAGPJHVCWTSwHvqDj2c8jzszjMJZFRZfh7/4Zh3bhomNF3wR7/b/s\nncocoMbk7ZyH6SOhvgrBtx6MMFQQI9DkRQn3UpVxri8U/zexshklDQxOEd8xSy6v\nRkNcP7QMDrM53ikgEyCh+ae7XlXYm0WwNu3KhnksRl3MQKUiaTW3MjnF\n-----END CERTIFICATE-----";
+
 /// A credential that repeats one the agent has (a `kid`, a federated issuer/subject/audience)
 /// is a conflict, and an RSA key too short to ever verify is refused.
 #[rstest]
@@ -289,6 +293,13 @@ async fn repeated_or_unusable_keys_are_refused(#[case] backend: Backend) {
     let short_rsa =
         json!({"kty": "RSA", "kid": "short", "n": crate::fake_idp::b64(&n), "e": "AQAB"});
     let (st, body) = add_credential(&s, &id, json!({"type": "public_key", "jwk": short_rsa})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (st, body) = add_credential(
+        &s,
+        &id,
+        json!({"type": "public_key", "certificate": SHORT_RSA_CERTIFICATE}),
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
     let (_, listed) = s
         .admin(Method::GET, &format!("/agents/{id}/credentials"), None)
