@@ -343,21 +343,11 @@ async fn find_blueprint_by_name(
     admin: &AdminService,
     name: &str,
 ) -> Result<Option<crate::domain::Blueprint>, AdminError> {
-    // A deleted blueprint keeps its name until it is purged.
-    for deleted in [false, true] {
-        let mut page = crate::domain::PageRequest::first(crate::domain::page::MAX_LIMIT);
-        loop {
-            let batch = admin.store.list_blueprints(&page, deleted).await?;
-            if let Some(b) = batch.iter().find(|b| b.name == name) {
-                return Ok(Some(b.clone()));
-            }
-            if batch.len() < page.limit as usize {
-                break;
-            }
-            page.after = batch.last().map(|b| b.id.to_string());
-        }
-    }
-    Ok(None)
+    Ok(admin
+        .all_blueprints()
+        .await?
+        .into_iter()
+        .find(|b| b.name == name))
 }
 
 async fn apply_agent(

@@ -168,6 +168,25 @@ impl AdminService {
         Ok(BlueprintView::of(&self.load_blueprint(id).await?))
     }
 
+    /// Every blueprint, live and soft-deleted (a deleted one keeps its name and defaults until
+    /// it is purged).
+    pub async fn all_blueprints(&self) -> Result<Vec<crate::domain::Blueprint>, AdminError> {
+        let mut all = Vec::new();
+        for deleted in [false, true] {
+            let mut page = PageRequest::first(crate::domain::page::MAX_LIMIT);
+            loop {
+                let batch = self.store.list_blueprints(&page, deleted).await?;
+                let done = batch.len() < page.limit as usize;
+                page.after = batch.last().map(|b| b.id.to_string());
+                all.extend(batch);
+                if done {
+                    break;
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Live blueprints, or (`deleted`) the soft-deleted ones, as agents are listed.
     pub async fn list_blueprints(
         &self,

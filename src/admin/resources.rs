@@ -143,6 +143,7 @@ impl AdminService {
     ) -> Result<ResourceView, AdminError> {
         let mut r = self.load_resource(id).await?;
         let before = ResourceView::of(&r);
+        let (roles_before, scopes_before) = (r.roles.clone(), r.scopes.clone());
         if let Some(n) = patch.name {
             check_name("name", &n)?;
             r.name = n;
@@ -180,7 +181,12 @@ impl AdminService {
             Some(serde_json::to_value(&view).unwrap_or_default()),
         )
         .await?;
-        self.withdraw_removed_permissions(actor, &r).await?;
+        // Only a narrowing has anything to withdraw; a rename or a new role has not.
+        let narrowed =
+            |before: &[String], after: &[String]| before.iter().any(|p| !after.contains(p));
+        if narrowed(&roles_before, &r.roles) || narrowed(&scopes_before, &r.scopes) {
+            self.withdraw_removed_permissions(actor, &r).await?;
+        }
         Ok(view)
     }
 
@@ -235,18 +241,8 @@ impl AdminService {
             )
             .await?;
         }
-        for deleted in [false, true] {
-            let mut page = PageRequest::first(crate::domain::page::MAX_LIMIT);
-            loop {
-                let batch = self.store.list_blueprints(&page, deleted).await?;
-                for b in &batch {
-                    self.withdraw_from_defaults(actor, b, r).await?;
-                }
-                if batch.len() < page.limit as usize {
-                    break;
-                }
-                page.after = batch.last().map(|b| b.id.to_string());
-            }
+        for b in self.all_blueprints().await? {
+            self.withdraw_from_defaults(actor, &b, r).await?;
         }
         for u in self.store.user_assignments(None, Some(r.id)).await? {
             let Some(scopes) = kept(&u.scopes, &r.scopes) else {
