@@ -611,3 +611,32 @@ async fn a_certificate_outside_its_validity_is_refused(#[case] backend: Backend)
     let created = register_certificate(&s, &id, &pem).await;
     assert_eq!(created["expires_at"], "2099-01-01T00:00:00Z");
 }
+
+/// An expired credential repeats nothing: the same federated credential may be added again
+/// once the old one has expired.
+#[tokio::test]
+async fn an_expired_credential_does_not_block_its_successor() {
+    let clock = agentauth::clock::FixedClock::at(time::OffsetDateTime::now_utc());
+    let shared: agentauth::clock::SharedClock = std::sync::Arc::new(clock.clone());
+    let Some(s) = TestServer::start_with_clock(Backend::Sqlite, shared).await else {
+        return;
+    };
+    let id = setup(&s, "pkj-successor").await;
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&Rfc3339)
+        .unwrap();
+    let federated = |expires_at: Option<&str>| {
+        let mut body = json!({"type": "federated", "issuer": "https://issuer.example", "subject": "wl-1", "audience": "api://AzureADTokenExchange"});
+        if let Some(t) = expires_at {
+            body["expires_at"] = json!(t);
+        }
+        body
+    };
+    let (st, body) = add_credential(&s, &id, federated(Some(&soon))).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, body) = add_credential(&s, &id, federated(None)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "while the first is live: {body}");
+    clock.advance(time::Duration::hours(2));
+    let (st, body) = add_credential(&s, &id, federated(None)).await;
+    assert_eq!(st, StatusCode::CREATED, "once it has expired: {body}");
+}
