@@ -3,8 +3,8 @@
 
 use super::views::{AgentView, DelegationView, RolesView};
 use super::{
-    Actor, AdminError, AdminService, check_name, check_permission_names, dedup, double_option,
-    parse_time,
+    Actor, AdminError, AdminService, check_description, check_name, check_permission_names,
+    check_principals, check_tags, dedup, double_option, parse_time,
 };
 use crate::domain::agent::RESTORE_WINDOW;
 use crate::domain::{Agent, AgentStatus, DelegationGrant, Page, PageRequest, RoleAssignment};
@@ -124,6 +124,12 @@ impl AdminService {
         check_name("name", &req.name)?;
         let sponsors = clean(req.sponsors.unwrap_or_default());
         check_sponsors(&sponsors)?;
+        check_principals("sponsors", &sponsors)?;
+        check_principals("owners", req.owners.as_deref().unwrap_or_default())?;
+        check_description(req.description.as_deref().unwrap_or_default())?;
+        if let Some(tags) = &req.tags {
+            check_tags(tags)?;
+        }
         check_ttl(req.token_ttl_seconds)?;
         let expires_at = match &req.expires_at {
             Some(t) => parse_time("expires_at", t)?,
@@ -342,6 +348,16 @@ impl AdminService {
         let sponsors = patch.sponsors.map(clean);
         if let Some(s) = &sponsors {
             check_sponsors(s)?;
+            check_principals("sponsors", s)?;
+        }
+        if let Some(o) = &patch.owners {
+            check_principals("owners", o)?;
+        }
+        if let Some(d) = &patch.description {
+            check_description(d)?;
+        }
+        if let Some(t) = &patch.tags {
+            check_tags(t)?;
         }
         check_ttl(patch.token_ttl_seconds.flatten())?;
         let expires_at = patch

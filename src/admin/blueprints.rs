@@ -4,7 +4,10 @@
 
 use super::agents::check_sponsors;
 use super::views::BlueprintView;
-use super::{Actor, AdminError, AdminService, check_name, check_permission_names, dedup};
+use super::{
+    Actor, AdminError, AdminService, check_description, check_name, check_permission_names,
+    check_principals, dedup,
+};
 use crate::domain::{Blueprint, Page, PageRequest};
 use crate::store::AgentFilter;
 use serde::Deserialize;
@@ -122,6 +125,9 @@ impl AdminService {
             .filter(|s| !s.trim().is_empty())
             .collect();
         check_sponsors(&sponsors)?;
+        check_principals("sponsors", &sponsors)?;
+        check_principals("owners", req.owners.as_deref().unwrap_or_default())?;
+        check_description(req.description.as_deref().unwrap_or_default())?;
         let (default_roles, default_delegations) = self
             .check_defaults(&req.default_roles, &req.default_delegations)
             .await?;
@@ -129,7 +135,12 @@ impl AdminService {
             id: req.id.unwrap_or_else(Uuid::now_v7),
             name: req.name.trim().to_owned(),
             description: req.description.unwrap_or_default(),
-            owners: req.owners.unwrap_or_default(),
+            owners: req
+                .owners
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.trim().is_empty())
+                .collect(),
             sponsors,
             disabled: false,
             deleted_at: None,
@@ -221,13 +232,17 @@ impl AdminService {
             b.name = n;
         }
         if let Some(d) = patch.description {
+            check_description(&d)?;
             b.description = d;
         }
         if let Some(o) = patch.owners {
-            b.owners = o;
+            check_principals("owners", &o)?;
+            b.owners = o.into_iter().filter(|o| !o.trim().is_empty()).collect();
         }
         if let Some(s) = patch.sponsors {
+            let s: Vec<String> = s.into_iter().filter(|s| !s.trim().is_empty()).collect();
             check_sponsors(&s)?;
+            check_principals("sponsors", &s)?;
             b.sponsors = s;
         }
         if patch.default_roles.is_some() || patch.default_delegations.is_some() {

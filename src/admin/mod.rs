@@ -119,6 +119,51 @@ pub fn check_name(field: &str, name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Free text about an object: at most 1,024 characters, as Entra allows a description.
+pub fn check_description(description: &str) -> Result<(), AdminError> {
+    if description.chars().count() > 1024 {
+        return Err(AdminError::invalid(
+            "description",
+            "description must be at most 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Owners and sponsors: at most 100 principals, each at most 256 printable characters (blank
+/// entries are dropped by the caller).
+pub fn check_principals(field: &str, principals: &[String]) -> Result<(), AdminError> {
+    let bad = principals
+        .iter()
+        .find(|p| p.chars().count() > 256 || p.chars().any(char::is_control));
+    if principals.len() > 100 || bad.is_some() {
+        return Err(AdminError::invalid(
+            field,
+            format!("{field} takes at most 100 principals of 1 to 256 printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Tags: at most 50, keys of 1 to 128 printable characters, values of at most 256.
+pub fn check_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), AdminError> {
+    let printable = |s: &str| !s.chars().any(char::is_control);
+    let bad = tags.iter().find(|(k, v)| {
+        k.trim().is_empty()
+            || k.chars().count() > 128
+            || v.chars().count() > 256
+            || !printable(k)
+            || !printable(v)
+    });
+    if tags.len() > 50 || bad.is_some() {
+        return Err(AdminError::invalid(
+            "tags",
+            "tags takes at most 50 pairs: keys of 1 to 128 printable characters, values of at most 256",
+        ));
+    }
+    Ok(())
+}
+
 /// Role and scope names: RFC 6749 scope-token characters, no `/` (it separates the resource).
 pub fn check_permission_names(field: &str, names: &[String]) -> Result<(), AdminError> {
     for n in names {

@@ -110,6 +110,16 @@ fn created<T: Serialize>(value: T) -> ApiResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
+/// 201 with `Location` naming the new resource (RFC 9110 §15.3.2), relative to the API's root.
+fn created_at<T: Serialize>(location: String, value: T) -> ApiResult {
+    let mut res = created(value)?;
+    if let Ok(location) = axum::http::HeaderValue::from_str(&location) {
+        res.headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    Ok(res)
+}
+
 fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -185,13 +195,14 @@ pub struct AgentQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/agents", request_body = CreateAgent, responses((status = 201, body = crate::admin::views::AgentView), (status = 400), (status = 409)))]
+#[utoipa::path(post, path = "/agents", request_body = CreateAgent, responses((status = 201, body = crate::admin::views::AgentView, headers(("location" = String, description = "where the new object lives"))), (status = 400), (status = 409)))]
 pub async fn create_agent(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
     ApiJson(body): ApiJson<CreateAgent>,
 ) -> ApiResult {
-    created(s.admin.create_agent(&a, body).await?)
+    let agent = s.admin.create_agent(&a, body).await?;
+    created_at(format!("/admin/v1/agents/{}", agent.id), agent)
 }
 
 #[utoipa::path(get, path = "/agents", params(AgentQuery), responses((status = 200, description = "a page of agents")))]
@@ -292,18 +303,19 @@ pub async fn revoke_agent_tokens(
     no_content()
 }
 
-fn credential_answer(c: CreatedCredential) -> ApiResult {
+/// `collection` is the owner's credentials path, `/admin/v1/agents/{id}/credentials`.
+fn credential_answer(collection: String, c: CreatedCredential) -> ApiResult {
     match c {
         CreatedCredential::Secret(v) => {
-            let mut res = (StatusCode::CREATED, Json(v)).into_response();
+            let mut res = created_at(format!("{collection}/{}", v.id), v)?;
             super::oauth_routes::no_store(res.headers_mut());
             Ok(res)
         }
-        CreatedCredential::Other(v) => created(v),
+        CreatedCredential::Other(v) => created_at(format!("{collection}/{}", v.id), v),
     }
 }
 
-#[utoipa::path(post, path = "/agents/{id}/credentials", request_body = CreateCredential, responses((status = 201, body = crate::admin::views::NewSecretView)))]
+#[utoipa::path(post, path = "/agents/{id}/credentials", request_body = CreateCredential, responses((status = 201, body = crate::admin::views::NewSecretView, headers(("location" = String, description = "where the new object lives")))))]
 pub async fn add_agent_credential(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
@@ -312,6 +324,7 @@ pub async fn add_agent_credential(
 ) -> ApiResult {
     let owner = s.admin.agent_id_of(&id).await?;
     credential_answer(
+        format!("/admin/v1/agents/{owner}/credentials"),
         s.admin
             .add_credential(&a, owner, Some(owner), body, None)
             .await?,
@@ -384,13 +397,14 @@ pub async fn list_delegations(
     })
 }
 
-#[utoipa::path(post, path = "/resources", request_body = CreateResource, responses((status = 201, body = crate::admin::views::ResourceView), (status = 409)))]
+#[utoipa::path(post, path = "/resources", request_body = CreateResource, responses((status = 201, body = crate::admin::views::ResourceView, headers(("location" = String, description = "where the new object lives"))), (status = 409)))]
 pub async fn create_resource(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
     ApiJson(body): ApiJson<CreateResource>,
 ) -> ApiResult {
-    created(s.admin.create_resource(&a, body).await?)
+    let resource = s.admin.create_resource(&a, body).await?;
+    created_at(format!("/admin/v1/resources/{}", resource.id), resource)
 }
 
 #[utoipa::path(get, path = "/resources", params(PageQuery), responses((status = 200, description = "a page of resources")))]
@@ -468,13 +482,14 @@ pub async fn list_user_assignments(
     )
 }
 
-#[utoipa::path(post, path = "/blueprints", request_body = CreateBlueprint, responses((status = 201, body = crate::admin::views::BlueprintView)))]
+#[utoipa::path(post, path = "/blueprints", request_body = CreateBlueprint, responses((status = 201, body = crate::admin::views::BlueprintView, headers(("location" = String, description = "where the new object lives")))))]
 pub async fn create_blueprint(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
     ApiJson(body): ApiJson<CreateBlueprint>,
 ) -> ApiResult {
-    created(s.admin.create_blueprint(&a, body).await?)
+    let blueprint = s.admin.create_blueprint(&a, body).await?;
+    created_at(format!("/admin/v1/blueprints/{}", blueprint.id), blueprint)
 }
 
 /// `?status=deleted` lists the soft-deleted blueprints; without it, the others.
@@ -545,7 +560,7 @@ pub async fn restore_blueprint(
     ok(s.admin.restore_blueprint(&a, &id).await?)
 }
 
-#[utoipa::path(post, path = "/blueprints/{id}/credentials", request_body = CreateCredential, responses((status = 201, body = crate::admin::views::NewSecretView)))]
+#[utoipa::path(post, path = "/blueprints/{id}/credentials", request_body = CreateCredential, responses((status = 201, body = crate::admin::views::NewSecretView, headers(("location" = String, description = "where the new object lives")))))]
 pub async fn add_blueprint_credential(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
@@ -553,7 +568,10 @@ pub async fn add_blueprint_credential(
     ApiJson(body): ApiJson<CreateCredential>,
 ) -> ApiResult {
     let owner = s.admin.blueprint_id_of(&id).await?;
-    credential_answer(s.admin.add_credential(&a, owner, None, body, None).await?)
+    credential_answer(
+        format!("/admin/v1/blueprints/{owner}/credentials"),
+        s.admin.add_credential(&a, owner, None, body, None).await?,
+    )
 }
 
 #[utoipa::path(get, path = "/blueprints/{id}/credentials", params(PageQuery), responses((status = 200, description = "the blueprint's credentials")))]
@@ -578,13 +596,14 @@ pub async fn remove_blueprint_credential(
     no_content()
 }
 
-#[utoipa::path(post, path = "/trusted-issuers", request_body = CreateIssuer, responses((status = 201, body = crate::admin::views::IssuerView)))]
+#[utoipa::path(post, path = "/trusted-issuers", request_body = CreateIssuer, responses((status = 201, body = crate::admin::views::IssuerView, headers(("location" = String, description = "where the new object lives")))))]
 pub async fn create_issuer(
     State(s): State<AppState>,
     AdminCaller(a): AdminCaller,
     ApiJson(body): ApiJson<CreateIssuer>,
 ) -> ApiResult {
-    created(s.admin.create_issuer(&a, body).await?)
+    let issuer = s.admin.create_issuer(&a, body).await?;
+    created_at(format!("/admin/v1/trusted-issuers/{}", issuer.id), issuer)
 }
 
 #[utoipa::path(get, path = "/trusted-issuers", params(PageQuery), responses((status = 200, description = "trusted issuers")))]

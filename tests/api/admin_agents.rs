@@ -502,3 +502,57 @@ async fn answers_show_what_is_stored(#[case] backend: Backend) {
         .await;
     assert_eq!(got, resource);
 }
+
+/// Every 201 names what it made in `Location` (RFC 9110 §15.3.2), and that address answers with
+/// the same object.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn what_is_created_is_located(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let token = s.admin_token().await;
+    let (agent, _) = s.agent("located").await;
+    let creations = [
+        ("/agents", json!({"name": "a", "sponsors": ["s"]}), true),
+        (
+            "/resources",
+            json!({"identifier": "api://located", "name": "x"}),
+            true,
+        ),
+        ("/blueprints", json!({"name": "b", "sponsors": ["s"]}), true),
+        (
+            "/trusted-issuers",
+            json!({"issuer": "https://idp.example.com", "jwks_uri": "https://idp.example.com/keys",
+                   "audiences": ["api://agentauth"], "use": ["subject_tokens"]}),
+            true,
+        ),
+        (
+            &*format!("/agents/{agent}/credentials"),
+            json!({"type": "client_secret"}),
+            false,
+        ),
+    ];
+    for (collection, body, readable) in creations {
+        let res = s
+            .admin_raw(Some(&token), Method::POST, collection, Some(body))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{collection}");
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let created: Value = res.json().await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        assert_eq!(location, format!("/admin/v1{collection}/{id}"));
+        let path = location.strip_prefix("/admin/v1").unwrap();
+        if readable {
+            let (status, read) = s.admin(Method::GET, path, None).await;
+            assert_eq!(status, StatusCode::OK, "{location}");
+            assert_eq!(read["id"], created["id"], "{location}");
+        } else {
+            // A credential is never read back; its address is the one that removes it.
+            let (status, _) = s.admin(Method::DELETE, path, None).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{location}");
+        }
+    }
+}
