@@ -1,9 +1,11 @@
 //! The audit trail (SPEC §10): events, their SHA-256 hash chain, and the group-commit writer.
 
 mod chain;
+mod redact;
 mod writer;
 
 pub use chain::{ChainBreak, GENESIS, chain_hash, link, prepare, verify_chain};
+pub use redact::elide_tokens;
 pub use writer::{AuditError, AuditLog};
 
 use crate::domain::{AuditEvent, Outcome};
@@ -55,7 +57,7 @@ impl EventExt for AuditEvent {
 
     fn reason(mut self, code: &str, explanation: impl Into<String>) -> Self {
         self.reason = Some(code.to_owned());
-        self.with("explanation", explanation.into())
+        self.with("explanation", elide_tokens(&explanation.into()))
     }
 
     fn with(mut self, key: &str, value: impl Into<Value>) -> Self {

@@ -4,11 +4,11 @@
 //! and add Entra's (`error_codes`, `timestamp`, `trace_id`, `correlation_id`).
 
 use super::AppState;
-use super::oauth_routes::{basic_credentials, json_no_store, read_form, status_of};
+use super::oauth_routes::{json_no_store, read_request, status_of};
 use crate::oauth::token::{
     GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, TokenRequest,
 };
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth::{Endpoint, ErrorCode, OAuthError};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -125,12 +125,8 @@ async fn token(
     if let Err(r) = check_tenant(&state, &tenant) {
         return *r;
     }
-    let basic = match basic_credentials(&headers) {
-        Ok(b) => b,
-        Err(e) => return entra_error(e, state.oauth.clock.now()),
-    };
-    let params = match read_form(&headers, body).await {
-        Ok(p) => p,
+    let (basic, params) = match read_request(&state, Endpoint::Token, &headers, body).await {
+        Ok(request) => request,
         Err(e) => return entra_error(e, state.oauth.clock.now()),
     };
     let client_credentials = params.get("grant_type") == Some(GRANT_CLIENT_CREDENTIALS);

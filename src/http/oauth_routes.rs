@@ -4,7 +4,7 @@
 use super::{AppState, MAX_FORM_BYTES};
 use crate::oauth::client_auth::BasicCredentials;
 use crate::oauth::token::TokenRequest;
-use crate::oauth::{ErrorCode, OAuthError, Params};
+use crate::oauth::{Endpoint, ErrorCode, OAuthError, Params};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -114,6 +114,29 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, OAuthE
 
 /// Parses `Authorization: Basic` (RFC 6749 §2.3.1: id and secret are form-encoded first).
 /// `Ok(None)` when the header is absent or uses another scheme.
+/// The Basic credentials and form of a request to an OAuth endpoint; a request refused here is
+/// audited like every other refusal.
+pub async fn read_request(
+    state: &AppState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<BasicCredentials>, Params), OAuthError> {
+    let basic = basic_credentials(headers);
+    let claimed = match &basic {
+        Ok(Some(b)) => Some(b.client_id.clone()),
+        _ => None,
+    };
+    let read = match basic {
+        Ok(basic) => read_form(headers, body).await.map(|params| (basic, params)),
+        Err(e) => Err(e),
+    };
+    match read {
+        Ok(request) => Ok(request),
+        Err(e) => Err(state.oauth.refusal(endpoint, claimed, e).await),
+    }
+}
+
 pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -167,8 +190,7 @@ async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthErrorResponse> {
-    let basic = basic_credentials(&headers)?;
-    let params = read_form(&headers, body).await?;
+    let (basic, params) = read_request(&state, Endpoint::Token, &headers, body).await?;
     let answer = state
         .oauth
         .token(TokenRequest {
@@ -187,9 +209,8 @@ async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthErrorResponse> {
-    let basic = basic_credentials(&headers)?;
     let bearer = bearer_token(&headers);
-    let params = read_form(&headers, body).await?;
+    let (basic, params) = read_request(&state, Endpoint::Introspect, &headers, body).await?;
     let answer = state
         .oauth
         .introspect(params, basic, bearer, Some(peer.ip()))
@@ -203,8 +224,7 @@ async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthErrorResponse> {
-    let basic = basic_credentials(&headers)?;
-    let params = read_form(&headers, body).await?;
+    let (basic, params) = read_request(&state, Endpoint::Revoke, &headers, body).await?;
     state.oauth.revoke(params, basic, Some(peer.ip())).await?;
     let mut res = StatusCode::OK.into_response();
     no_store(res.headers_mut());

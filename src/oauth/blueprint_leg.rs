@@ -51,7 +51,7 @@ impl OAuthService {
                 .with("grant_type", "client_credentials")
                 .with("blueprint_id", actor.clone());
             match self.audit.record(event).await {
-                Ok(()) => e,
+                Ok(()) => e.audited(),
                 Err(a) => a.into(),
             }
         };

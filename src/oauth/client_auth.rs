@@ -326,6 +326,7 @@ impl OAuthService {
                 ErrorCode::TooManyRequests(wait),
                 "too many failed client authentications; retry later",
             )
+            .audited()
         } else {
             e
         }
@@ -349,7 +350,7 @@ impl OAuthService {
                     event = event.with("client_id", id.clone()).agent(id);
                 }
                 match self.audit.record(event).await {
-                    Ok(()) => e,
+                    Ok(()) => e.audited(),
                     Err(a) => a.into(),
                 }
             }
@@ -373,7 +374,7 @@ impl OAuthService {
                 if let Err(e) = self.audit.record(event).await {
                     return e.into();
                 }
-                OAuthError::invalid_client()
+                OAuthError::invalid_client().audited()
             }
         }
     }

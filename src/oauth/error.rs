@@ -70,17 +70,37 @@ impl Challenge {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
     pub code: ErrorCode,
+    /// Never a whole token or secret: what a request echoes into it is elided.
     pub description: String,
     pub challenge: Challenge,
+    /// Its audit event is recorded (or the audit log failed): the endpoint records no other.
+    pub audited: bool,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
-            description: description.into(),
+            description: crate::audit::elide_tokens(&description.into()),
             challenge: Challenge::Basic,
+            audited: false,
         }
+    }
+
+    /// Marks the refusal as audited.
+    pub fn audited(mut self) -> Self {
+        self.audited = true;
+        self
+    }
+
+    /// Whether the endpoint still owes this refusal an audit event: an internal failure (a
+    /// store or audit outage) is logged instead.
+    pub fn needs_audit(&self) -> bool {
+        !self.audited
+            && !matches!(
+                self.code,
+                ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
+            )
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {

@@ -15,7 +15,23 @@ pub const ROLE_READER: &str = "reader";
 pub const ROLE_INTROSPECT: &str = "introspect";
 
 impl OAuthService {
+    /// Answers an introspection request; every refusal is audited.
     pub async fn introspect(
+        &self,
+        params: Params,
+        basic: Option<BasicCredentials>,
+        bearer: Option<String>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Value, OAuthError> {
+        let claimed = super::refusal::claimed_client(Some(&params), basic.as_ref());
+        let result = self
+            .answer_introspection(params, basic, bearer, source)
+            .await;
+        self.audited(super::Endpoint::Introspect, claimed, result)
+            .await
+    }
+
+    async fn answer_introspection(
         &self,
         params: Params,
         basic: Option<BasicCredentials>,
@@ -115,7 +131,7 @@ impl OAuthService {
                         "the caller holds neither introspect nor admin on the admin resource",
                     );
             self.audit.record(event).await?;
-            Err(forbidden())
+            Err(forbidden().audited())
         }
     }
 

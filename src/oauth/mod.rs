@@ -12,6 +12,7 @@ pub mod error;
 pub mod introspect;
 pub mod on_behalf_of;
 pub mod params;
+pub mod refusal;
 pub mod replay_guard;
 pub mod revoke;
 pub mod throttle;
@@ -20,6 +21,7 @@ pub mod token_exchange;
 
 pub use error::{Challenge, ErrorCode, OAuthError};
 pub use params::Params;
+pub use refusal::Endpoint;
 
 use crate::audit::AuditLog;
 use crate::cache::Directory;

@@ -7,8 +7,20 @@ use crate::clock::from_unix_seconds;
 use crate::domain::Outcome;
 
 impl OAuthService {
-    /// RFC 7009 §2.2: an unknown, invalid or already-expired token is not an error.
+    /// RFC 7009 §2.2: an unknown, invalid or already-expired token is not an error. Every
+    /// refusal is audited.
     pub async fn revoke(
+        &self,
+        params: Params,
+        basic: Option<BasicCredentials>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<(), OAuthError> {
+        let claimed = super::refusal::claimed_client(Some(&params), basic.as_ref());
+        let result = self.revoke_for(params, basic, source).await;
+        self.audited(super::Endpoint::Revoke, claimed, result).await
+    }
+
+    async fn revoke_for(
         &self,
         params: Params,
         basic: Option<BasicCredentials>,
@@ -29,9 +41,10 @@ impl OAuthService {
                 .reason("not_owner", "the token was issued to another client")
                 .with("jti", verified.jti.clone());
             self.audit.record(event).await?;
-            return Err(OAuthError::unauthorized_client(
-                "the token was not issued to this client",
-            ));
+            return Err(
+                OAuthError::unauthorized_client("the token was not issued to this client")
+                    .audited(),
+            );
         }
         self.store
             .revoke_token(&verified.jti, from_unix_seconds(verified.expires_at))

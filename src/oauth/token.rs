@@ -95,7 +95,14 @@ pub struct Decision {
 }
 
 impl OAuthService {
+    /// Answers a token request; every refusal is audited.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let claimed = super::refusal::claimed_client(Some(&request.params), request.basic.as_ref());
+        let result = self.decide_token(request).await;
+        self.audited(super::Endpoint::Token, claimed, result).await
+    }
+
+    async fn decide_token(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let now = self.clock.now();
         let params = request.params;
         let grant = Grant::parse(params.require("grant_type")?)?;
@@ -127,7 +134,7 @@ impl OAuthService {
                 if e.code != ErrorCode::ServerError {
                     self.audit.record(refusal(&client, grant, &e, now)).await?;
                 }
-                Err(e)
+                Err(e.audited())
             }
         }
     }

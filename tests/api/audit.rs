@@ -376,3 +376,178 @@ async fn tampering_breaks_the_chain(
     };
     assert_eq!(broken.seq, expected, "{broken}");
 }
+
+/// A request refused before any client is identified is audited too (SPEC §10: "every token
+/// issued or refused", "every introspection and revocation"), once, under the client it claims.
+/// `{id}` is an agent's id; `{tenant}` the tenant id.
+#[rstest]
+#[case::duplicate_scope(
+    "/oauth2/token",
+    "grant_type=client_credentials&scope=a&scope=b",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[case::client_id_mismatch(
+    "/oauth2/token",
+    "grant_type=client_credentials&scope=api%3A%2F%2Fhotel%2F.default&client_id=0190b2a4-0000-7000-8000-0000000000bb",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[case::unknown_grant(
+    "/oauth2/token",
+    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Asaml2-bearer&assertion=x",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "unsupported_grant_type"
+)]
+#[case::no_grant(
+    "/oauth2/token",
+    "scope=api%3A%2F%2Fhotel%2F.default",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[case::json_body(
+    "/oauth2/token",
+    "{\"grant_type\": \"client_credentials\"}",
+    "application/json",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[case::entra_duplicate(
+    "/{tenant}/oauth2/v2.0/token",
+    "grant_type=client_credentials&scope=x&scope=x",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[case::introspect_duplicate(
+    "/oauth2/introspect",
+    "token=a&token=b",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.introspect",
+    "invalid_request"
+)]
+#[case::revoke_without_token(
+    "/oauth2/revoke",
+    "token_type_hint=access_token",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.revoke",
+    "invalid_request"
+)]
+#[case::secret_two_ways(
+    "/oauth2/token",
+    "grant_type=client_credentials&client_id={id}&client_secret=s",
+    "application/x-www-form-urlencoded",
+    true,
+    "token.issue",
+    "invalid_request"
+)]
+#[tokio::test]
+async fn refusals_before_authentication_are_audited(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+    #[case] path: &str,
+    #[case] body: &str,
+    #[case] content_type: &str,
+    #[case] basic: bool,
+    #[case] action: &str,
+    #[case] reason: &str,
+) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    s.resource("api://hotel", &["read"], &[]).await;
+    let (id, secret) = s.agent("claimed-agent").await;
+    let query = format!("action={action}&outcome=failure");
+    let before = events(&s, &query).await.len();
+    let mut req = s
+        .http
+        .post(s.url(&path.replace("{tenant}", &s.tenant_id())))
+        .header("content-type", content_type)
+        .body(body.replace("{id}", &id));
+    if basic {
+        req = req.basic_auth(&id, Some(&secret));
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["error"], reason, "{answer}");
+
+    let after = events(&s, &query).await;
+    assert_eq!(after.len(), before + 1, "{after:#?}");
+    let event = after
+        .iter()
+        .find(|e| e["reason"] == reason)
+        .expect("the refusal's event");
+    assert_eq!(event["agent_id"], id.as_str(), "{event}");
+    assert_eq!(event["detail"]["client_id"], id.as_str(), "{event}");
+    assert!(
+        event["detail"]["explanation"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{event}"
+    );
+}
+
+/// A client that puts a token in the wrong parameter does not get it into the audit log or
+/// the error: what a refusal echoes is cut to a short prefix.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_token_in_the_wrong_parameter_is_not_echoed(#[case] backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    s.resource("api://hotel", &["read"], &["bookings.read"])
+        .await;
+    let (id, secret) = s.agent("swapping-agent").await;
+    s.grant_roles(&id, "api://hotel", &["read"]).await;
+    let token = s.token(&id, &secret, "api://hotel/.default").await;
+    let exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let access_token = "urn:ietf:params:oauth:token-type:access_token";
+    for form in [
+        vec![
+            ("grant_type", exchange),
+            ("subject_token", access_token),
+            ("subject_token_type", token.as_str()),
+            ("resource", "api://hotel"),
+        ],
+        vec![
+            ("grant_type", exchange),
+            ("subject_token", token.as_str()),
+            ("subject_token_type", access_token),
+            ("requested_token_type", token.as_str()),
+            ("resource", "api://hotel"),
+        ],
+        vec![
+            ("grant_type", token.as_str()),
+            ("scope", "api://hotel/.default"),
+        ],
+    ] {
+        let (status, body) = s.token_form(&form, Some((&id, &secret))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains('…'), "{description}");
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!description.contains(signature), "{description}");
+    }
+    let exported = serde_json::to_string(&events(&s, "outcome=failure").await).unwrap();
+    assert!(exported.contains("eyJ"), "the refusals are audited");
+    for part in token.split('.') {
+        assert!(
+            !exported.contains(part),
+            "the audit log holds part of a token"
+        );
+    }
+}
