@@ -113,6 +113,8 @@ impl OAuthService {
                 }
             })
         };
+        // The explanation of an empty result: the first scope refused, unless a later step is
+        // the one that left nothing (then that step says why).
         let mut first_refusal = requested.iter().find_map(|s| why_not(s, &allowed));
         if resource.user_assignment_required {
             let mut held = ScopeSet::default();
@@ -127,13 +129,21 @@ impl OAuthService {
             }
             let before = allowed.clone();
             allowed = allowed.intersection(&held);
-            if first_refusal.is_none() {
-                first_refusal = before.difference(&allowed).iter().next().map(|s| {
-                    format!(
-                        "user {} is not assigned scope {s} on {}",
+            let emptied = !before.is_empty() && allowed.is_empty();
+            if first_refusal.is_none() || emptied {
+                first_refusal = if held.is_empty() {
+                    Some(format!(
+                        "user {} is not assigned any scope on {}",
                         subject.sub, resource.identifier
-                    )
-                });
+                    ))
+                } else {
+                    before.difference(&allowed).iter().next().map(|s| {
+                        format!(
+                            "user {} is not assigned scope {s} on {}",
+                            subject.sub, resource.identifier
+                        )
+                    })
+                };
             }
         }
         if let Some(own) = &subject.own
@@ -142,7 +152,7 @@ impl OAuthService {
         {
             let before = allowed.clone();
             allowed = allowed.intersection(&ScopeSet::from_iter(own.scopes.iter().cloned()));
-            if first_refusal.is_none() {
+            if first_refusal.is_none() || (!before.is_empty() && allowed.is_empty()) {
                 first_refusal = before
                     .difference(&allowed)
                     .iter()
@@ -238,18 +248,23 @@ impl OAuthService {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let (subject, auds, claims) = if self.is_own_issuer(&iss) {
+        let (subject, claims) = if self.is_own_issuer(&iss) {
             let v = self.verify_own_token(token, now).ok_or_else(|| {
                 OAuthError::invalid_grant(
                     "the subject token is not a valid, unexpired token of this server",
                 )
             })?;
+            let auds = v.audiences();
+            // Addressed elsewhere (a blueprint's T1 is addressed to the exchange audience) is
+            // the first thing wrong with it, whatever its liveness.
+            if !names_agent(&auds) {
+                return Err(not_addressed_to_agent(&auds));
+            }
             if self.check_live(&v, now).await?.is_none() {
                 return Err(OAuthError::invalid_grant(
                     "the subject token was revoked, or an agent of its chain is no longer active",
                 ));
             }
-            let auds = v.audiences();
             let sub = v.subject().unwrap_or_default().to_owned();
             let subject = Subject {
                 sub,
@@ -257,7 +272,7 @@ impl OAuthService {
                 jti: Some(v.jti.clone()),
                 exp: v.expires_at,
                 own: Some(OwnSubject {
-                    audiences: auds.clone(),
+                    audiences: auds,
                     scopes: v.scopes(),
                     act: v.claims.get("act").cloned(),
                 }),
@@ -265,7 +280,7 @@ impl OAuthService {
                 // along a chain.
                 groups: string_list(v.claims.get("groups")),
             };
-            (subject, auds, v.claims)
+            (subject, v.claims)
         } else {
             let issuer = self
                 .directory
@@ -308,10 +323,7 @@ impl OAuthService {
                 .to_owned();
             let auds = audiences(&claims);
             if !names_agent(&auds) && !auds.iter().any(|a| issuer.audiences.contains(a)) {
-                return Err(OAuthError::invalid_grant(format!(
-                    "subject token audience is {}, not this agent",
-                    auds.join(" ")
-                )));
+                return Err(not_addressed_to_agent(&auds));
             }
             let groups = claims
                 .get("groups")
@@ -330,26 +342,47 @@ impl OAuthService {
                 own: None,
                 groups,
             };
-            (subject, Vec::new(), claims)
+            (subject, claims)
         };
-        if subject.own.is_some() && !names_agent(&auds) {
-            return Err(OAuthError::invalid_grant(format!(
-                "subject token audience is {}, not this agent",
-                auds.join(" ")
-            )));
-        }
-        if let Some(may_act) = claims.get("may_act") {
-            let admits = ["sub", "client_id"]
-                .iter()
-                .any(|k| may_act.get(k).and_then(Value::as_str) == Some(agent_id.as_str()));
-            if !admits {
-                return Err(OAuthError::invalid_grant(
-                    "the subject token's may_act does not admit this agent",
-                ));
-            }
+        if let Some(may_act) = claims.get("may_act")
+            && !self.may_act_admits(may_act, &agent_id)
+        {
+            return Err(OAuthError::invalid_grant(
+                "the subject token's may_act does not admit this agent",
+            ));
         }
         Ok(subject)
     }
+
+    /// RFC 8693 §4.4: `may_act`'s members together name the one party allowed to act. It admits
+    /// the agent when every member names it: `sub`, `client_id` and `azp` its id, `iss` this
+    /// server. A member this server does not know could name someone else, so it admits nobody.
+    fn may_act_admits(&self, may_act: &Value, agent_id: &str) -> bool {
+        let Some(members) = may_act.as_object() else {
+            return false;
+        };
+        let names_agent = |k: &str| members.get(k).is_some_and(|v| v.as_str() == Some(agent_id));
+        members.keys().all(|k| match k.as_str() {
+            "sub" | "client_id" | "azp" => names_agent(k),
+            "iss" => members[k]
+                .as_str()
+                .is_some_and(|iss| self.is_own_issuer(iss)),
+            _ => false,
+        }) && ["sub", "client_id", "azp"]
+            .iter()
+            .any(|k| members.contains_key(*k))
+    }
+}
+
+fn not_addressed_to_agent(auds: &[String]) -> OAuthError {
+    OAuthError::invalid_grant(if auds.is_empty() {
+        "the subject token has no aud: it must name this agent".to_owned()
+    } else {
+        format!(
+            "the subject token's aud is {}, not this agent",
+            auds.join(" ")
+        )
+    })
 }
 
 /// A JSON array of strings (anything else counts as empty).

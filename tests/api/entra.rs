@@ -305,6 +305,32 @@ async fn a_blueprint_obtains_t1_for_its_own_agents_only(#[case] backend: Backend
     assert_eq!(agent_token["sub"], agent.as_str());
     assert_eq!(agent_token["roles"], json!(["read"]));
 
+    // T1 is addressed to the exchange, not to the agent: no user's token to act for, and the
+    // refusal says so.
+    let (st, body) = entra_token(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("requested_token_use", "on_behalf_of"),
+            ("assertion", &token),
+            ("scope", "api://hotel/.default"),
+            ("client_id", &agent),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &token),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("aud is api://AzureADTokenExchange, not this agent"),
+        "{body}"
+    );
+
     // T1 names one agent: its sibling cannot use it.
     let (st, body) = with_t1(&s, &sibling, &token).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");

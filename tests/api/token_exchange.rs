@@ -160,11 +160,12 @@ async fn a_user_token_becomes_a_delegated_token(#[case] backend: Backend) {
     assert_eq!(i["act"], json!({"sub": agent}));
 
     // `jwt` subject type, `audience=`, an audience the issuer accepts, fractional dates,
-    // `may_act` naming the agent, and a jwt issued type.
+    // `may_act` naming the agent by every member it has, and a jwt issued type.
     let user = w.idp.token(
         "user-1",
         "api://agents",
-        json!({"exp": crate::fake_idp::now_f64() + 300.5, "may_act": {"sub": agent}}),
+        json!({"exp": crate::fake_idp::now_f64() + 300.5,
+               "may_act": {"sub": agent, "client_id": agent, "iss": s.base}}),
     );
     let (st, b) = exchange(
         s,
@@ -247,7 +248,8 @@ async fn user_assignments_limit_the_scopes(#[case] backend: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
-    delegate(s, agent, "api://spa", &["massage", "sauna", "pool"]).await;
+    // `pool` is not delegated: asking for it is no refusal while other scopes remain.
+    delegate(s, agent, "api://spa", &["massage", "sauna"]).await;
     for (principal, scopes) in [
         ("user-1", json!(["massage"])),
         ("group-gold", json!(["sauna"])),
@@ -285,10 +287,13 @@ async fn user_assignments_limit_the_scopes(#[case] backend: Backend) {
     let (st, b) = ask(w.idp.token("user-1", agent, json!({}))).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(scopes_of(&b["scope"]), ["massage"]);
-    assert_error(
-        "a user with no assignment",
-        ask(w.idp.token("user-2", agent, json!({}))).await,
-        "invalid_scope",
+    // A user with no assignment: the refusal names that, not the undelegated `pool`.
+    let (st, b) = ask(w.idp.token("user-2", agent, json!({}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"], "invalid_scope");
+    assert_eq!(
+        b["error_description"],
+        "user user-2 is not assigned any scope on api://spa"
     );
 }
 
@@ -324,6 +329,22 @@ async fn bad_exchanges_are_refused(#[case] backend: Backend) {
         (
             "may_act excluding the agent",
             ok(json!({"may_act": {"sub": other}})),
+        ),
+        (
+            "may_act naming the agent by one member and another party by the next",
+            ok(json!({"may_act": {"sub": other, "client_id": agent}})),
+        ),
+        (
+            "may_act naming the agent at another issuer",
+            ok(json!({"may_act": {"sub": agent, "iss": "https://elsewhere.example"}})),
+        ),
+        (
+            "may_act with a member this server cannot check",
+            ok(json!({"may_act": {"sub": agent, "email": "bot@example.com"}})),
+        ),
+        (
+            "may_act that is not an object",
+            ok(json!({"may_act": agent})),
         ),
         ("expired", ok(json!({"iat": t - 900, "exp": t - 300}))),
         ("not yet valid", ok(json!({"nbf": t + 900}))),
