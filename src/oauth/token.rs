@@ -132,7 +132,8 @@ impl OAuthService {
                     })
                     .inc();
                 if e.code != ErrorCode::ServerError {
-                    self.audit.record(refusal(&client, grant, &e, now)).await?;
+                    let event = with_request(refusal(&client, grant, &e, now), &params);
+                    self.audit.record(event).await?;
                 }
                 Err(e.audited())
             }
@@ -245,4 +246,27 @@ fn refusal(
     audit::agent_event(now, client.agent.id, "token.issue", Outcome::Failure)
         .reason(error.code.as_str(), error.description.clone())
         .with("grant_type", grant.as_str())
+        .with("client_auth", client.method.as_str())
+        .with("credential_id", client.credential_id.to_string())
+}
+
+/// What a refused request asked for (the target, the scopes), as it asked: SPEC §10 wants a
+/// refusal's audience and scopes too. The caller's text, so bounded and never a token.
+fn with_request(
+    mut event: crate::domain::AuditEvent,
+    params: &Params,
+) -> crate::domain::AuditEvent {
+    for name in [
+        "scope",
+        "resource",
+        "audience",
+        "requested_token_type",
+        "subject_token_type",
+    ] {
+        if let Some(value) = params.get(name) {
+            let value: String = value.chars().take(512).collect();
+            event = event.with(&format!("requested_{name}"), audit::elide_tokens(&value));
+        }
+    }
+    event
 }

@@ -94,6 +94,15 @@ async fn token_decisions_are_audited_with_reason_codes(#[case] backend: Backend)
         let why = e["detail"]["explanation"].as_str().unwrap();
         assert!(!why.is_empty() && !why.contains('\n'), "{e}");
     }
+    // A refused token names what was asked for and how the client authenticated.
+    let d = &failures[0]["detail"];
+    assert_eq!(d["requested_scope"], "api://hotel/write", "{d}");
+    assert_eq!(d["client_auth"], "client_secret_basic", "{d}");
+    assert!(d["credential_id"].is_string(), "{d}");
+    assert_eq!(
+        failures[1]["detail"]["requested_scope"],
+        "api://nowhere/.default"
+    );
     let unknown = one_event(&s, &format!("agent_id={UNKNOWN}")).await;
     assert_eq!(
         (unknown["action"].as_str(), unknown["reason"].as_str()),
