@@ -109,6 +109,7 @@ pub async fn start(
             issuer: base_url.clone(),
             tenant_id: tenant_id.clone(),
             default_token_ttl: config.default_token_ttl_seconds,
+            max_token_ttl: config.keys.retire_after_seconds,
             admin_resource: admin_resource.clone(),
             tenant_alias: config.tenant_alias.clone(),
             assertion_max_lifetime: config.assertion_max_lifetime_seconds,

@@ -42,6 +42,9 @@ pub struct OAuthSettings {
     pub tenant_id: String,
     /// Token lifetime when the agent sets none (seconds).
     pub default_token_ttl: i64,
+    /// The longest any token lives (seconds): how long a retired key stays published, so no
+    /// token outlives the key that verifies it (SPEC §7), whatever an agent's `token_ttl`.
+    pub max_token_ttl: i64,
     /// The admin resource identifier, `<base>/admin`.
     pub admin_resource: String,
     /// Another name for the tenant on the Entra routes.

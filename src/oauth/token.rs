@@ -222,11 +222,13 @@ impl OAuthService {
         OAuthError::server_error()
     }
 
-    /// The lifetime rule (SPEC §3): the agent's TTL or the default, never past its expiry.
+    /// The lifetime rule (SPEC §3): the agent's TTL or the default, never past its expiry, and
+    /// never longer than a retired key stays published.
     pub fn token_expiry(&self, agent: &Agent, now: OffsetDateTime) -> Result<i64, OAuthError> {
         let ttl = agent
             .token_ttl_seconds
             .unwrap_or(self.settings.default_token_ttl)
+            .min(self.settings.max_token_ttl)
             .max(1);
         let exp = (now.unix_timestamp() + ttl).min(agent.expires_at.unix_timestamp());
         if exp <= now.unix_timestamp() {

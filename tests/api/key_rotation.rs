@@ -718,3 +718,27 @@ async fn a_key_imported_into_a_stopped_servers_store_is_published_after_restart(
     drop(restarted);
     drop(s);
 }
+
+/// An agent's own `token_ttl` cannot outlast the key: no token lives longer than a retired key
+/// stays published, so none is left that its JWKS can no longer verify (SPEC §7).
+#[tokio::test]
+async fn no_token_outlives_the_publication_of_its_key() {
+    let Some(s) = start(Backend::Sqlite, KeyStoreKind::File).await else {
+        return;
+    };
+    let api = s.resource("api://long-lived", &["read"], &[]).await;
+    let (agent, secret) = s.agent("long-lived-agent").await;
+    s.grant_roles(&agent, &api, &["read"]).await;
+    let (st, body) = s
+        .admin(
+            Method::PATCH,
+            &format!("/agents/{agent}"),
+            Some(json!({"token_ttl_seconds": 3600})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let answer = s
+        .token_response(&agent, &secret, "api://long-lived/.default")
+        .await;
+    assert_eq!(answer["expires_in"], RETIRE_AFTER, "{answer}");
+}
