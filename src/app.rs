@@ -9,14 +9,13 @@ use crate::http::{AppState, router};
 use crate::keys::{KeyPolicy, KeyRing};
 use crate::oauth::{OAuthParts, OAuthService, OAuthSettings};
 use crate::store::{SharedStore, redact_url};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 #[derive(Debug, thiserror::Error)]
@@ -158,12 +157,9 @@ pub async fn start(
         stopped.clone(),
         config.keys.check_interval_seconds,
     );
-    let app = router(AppState { oauth: oauth.clone(), admin })
+    let time_limit = Duration::from_secs(config.limits.request_timeout_seconds);
+    let app = router(AppState { oauth: oauth.clone(), admin }, time_limit)
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.limits.max_concurrent_requests))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(config.limits.request_timeout_seconds),
-        ))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

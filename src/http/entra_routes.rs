@@ -33,6 +33,42 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/{tenant}/.well-known/openid-configuration", get(metadata))
         .route("/{tenant}/discovery/v2.0/keys", get(super::discovery::jwks))
+        .layer(axum::middleware::from_fn(client_request_id))
+}
+
+/// Whether `path` is one of the Entra OAuth endpoints, whose errors carry Entra's fields.
+pub fn is_entra_path(path: &str) -> bool {
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let _tenant = segments.next();
+    matches!(
+        segments.next(),
+        Some("oauth2/v2.0/token" | "oauth2/v2.0/authorize")
+    )
+}
+
+tokio::task_local! {
+    /// The caller's `client-request-id` (MSAL sends one per request), while its request runs.
+    static CLIENT_REQUEST_ID: Option<uuid::Uuid>;
+}
+
+/// Entra's request correlation: an error's `correlation_id` is the caller's
+/// `client-request-id`, and `return-client-request-id: true` has it echoed as a header.
+async fn client_request_id(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = req.headers();
+    let id = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok());
+    let echo = headers
+        .get("return-client-request-id")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let mut res = CLIENT_REQUEST_ID.scope(id, next.run(req)).await;
+    if let Some(id) = id.filter(|_| echo)
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        res.headers_mut().insert("client-request-id", value);
+    }
+    res
 }
 
 /// An AADSTS code for each RFC error, as Entra answers the common failures.
@@ -65,7 +101,11 @@ const ENTRA_TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] 
 pub fn entra_error(e: OAuthError, now: time::OffsetDateTime) -> Response {
     let code = aadsts(e.code, &e.description);
     let trace = uuid::Uuid::new_v4();
-    let correlation = uuid::Uuid::new_v4();
+    let correlation = CLIENT_REQUEST_ID
+        .try_with(|id| *id)
+        .ok()
+        .flatten()
+        .unwrap_or_else(uuid::Uuid::new_v4);
     let timestamp = now
         .to_offset(time::UtcOffset::UTC)
         .format(ENTRA_TIMESTAMP)

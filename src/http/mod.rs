@@ -33,7 +33,8 @@ pub const MAX_JSON_BYTES: usize = 256 * 1024;
 /// few KiB; certificate chains in `x5c` go in the body).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-pub fn router(state: AppState) -> Router {
+/// The whole API; a request that takes longer than `time_limit` ends in 408.
+pub fn router(state: AppState, time_limit: std::time::Duration) -> Router {
     let metrics = state.oauth.metrics.clone();
     Router::new()
         .merge(discovery::routes())
@@ -42,16 +43,18 @@ pub fn router(state: AppState) -> Router {
         .merge(entra_routes::routes())
         .nest("/admin/v1", admin_routes::routes())
         .layer(axum::middleware::from_fn(move |req, next| {
-            edge(metrics.clone(), req, next)
+            edge(metrics.clone(), time_limit, req, next)
         }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BYTES))
         .with_state(state)
 }
 
 /// What every request goes through (one middleware, not one per concern: each costs a service
-/// clone and a boxed future per request): the header limit, then the latency metric.
+/// clone and a boxed future per request): the header limit, the time limit, then the latency
+/// metric.
 async fn edge(
     metrics: Arc<crate::metrics::Metrics>,
+    time_limit: std::time::Duration,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -62,9 +65,18 @@ async fn edge(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let started = std::time::Instant::now();
+    let path = req.uri().path().to_owned();
     let res = match refuse_large_headers(&req) {
         Some(refusal) => refusal,
-        None => next.run(req).await,
+        None => match tokio::time::timeout(time_limit, next.run(req)).await {
+            Ok(res) => res,
+            // A body that does not arrive in time (a slow or stalled client), most often.
+            Err(_) => edge_error(
+                &path,
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "the request did not complete in time: its body arrived too slowly".into(),
+            ),
+        },
     };
     metrics
         .requests
@@ -85,21 +97,35 @@ fn refuse_large_headers(req: &axum::extract::Request) -> Option<axum::response::
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    if size > MAX_HEADER_BYTES {
-        let status = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        let detail = format!("the request headers exceed {MAX_HEADER_BYTES} bytes");
-        if req.uri().path().starts_with("/admin/") {
-            return Some(axum::response::IntoResponse::into_response(
-                problem::Problem::new(status, detail),
-            ));
-        }
-        let mut res = axum::response::IntoResponse::into_response(
-            oauth_routes::OAuthErrorResponse(crate::oauth::OAuthError::invalid_request(detail)),
-        );
-        *res.status_mut() = status;
-        return Some(res);
+    (size > MAX_HEADER_BYTES).then(|| {
+        edge_error(
+            req.uri().path(),
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
+        )
+    })
+}
+
+/// An error found at the edge, before any handler, in the shape of the errors of the endpoint
+/// it was meant for: an RFC 9457 problem on the admin API, Entra's error on the Entra routes,
+/// RFC 6749 §5.2 JSON elsewhere.
+fn edge_error(
+    path: &str,
+    status: axum::http::StatusCode,
+    detail: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path.starts_with("/admin/") {
+        return problem::Problem::new(status, detail).into_response();
     }
-    None
+    let error = crate::oauth::OAuthError::invalid_request(detail);
+    let mut res = if entra_routes::is_entra_path(path) {
+        entra_routes::entra_error(error, time::OffsetDateTime::now_utc())
+    } else {
+        oauth_routes::OAuthErrorResponse(error).into_response()
+    };
+    *res.status_mut() = status;
+    res
 }
 
 /// The method as a label; methods this server does not route are all "other".

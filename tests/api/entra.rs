@@ -574,3 +574,44 @@ async fn inheriting_what_cannot_be_inherited_is_refused(#[case] backend: Backend
     );
     assert!(!agent_named(&s, "late-planner").await);
 }
+
+/// Entra correlates a request by the caller's `client-request-id` (MSAL sends one): an error's
+/// `correlation_id` is that id, and `return-client-request-id: true` has it echoed back.
+#[tokio::test]
+async fn an_error_carries_the_callers_client_request_id() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (agent, _) = s.agent("correlated").await;
+    let id = "11111111-2222-3333-4444-555555555555";
+    let res = s
+        .http
+        .post(s.url(&format!("/{}/oauth2/v2.0/token", s.tenant_id())))
+        .header("client-request-id", id)
+        .header("return-client-request-id", "true")
+        .basic_auth(&agent, Some("wrong-secret"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://x/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["client-request-id"], id);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["correlation_id"], id, "{body}");
+    assert!(
+        body["error_description"].as_str().unwrap().contains(id),
+        "{body}"
+    );
+    // Without one, each error gets its own.
+    let (_, body) = entra_token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&agent, "wrong-secret")),
+    )
+    .await;
+    assert!(uuid::Uuid::parse_str(body["correlation_id"].as_str().unwrap()).is_ok());
+    assert_ne!(body["correlation_id"], id);
+}

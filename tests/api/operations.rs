@@ -261,10 +261,16 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
     };
     let huge = "x".repeat(20 * 1024);
     let before = metrics(&s).await;
+    let entra_token = format!("/{}/oauth2/v2.0/token", s.tenant_id());
     // (method, path, content type of the answer): RFC 9457 on the admin API, RFC 6749 JSON
-    // elsewhere.
+    // elsewhere, with Entra's fields on the Entra routes.
     for (method, path, content_type) in [
         (reqwest::Method::POST, "/oauth2/token", "application/json"),
+        (
+            reqwest::Method::POST,
+            entra_token.as_str(),
+            "application/json",
+        ),
         (
             reqwest::Method::POST,
             "/oauth2/introspect",
@@ -298,6 +304,11 @@ async fn oversized_headers_are_refused_on_every_endpoint(#[case] backend: Backen
         } else {
             assert_eq!(body["error"], "invalid_request", "{path}");
         }
+        assert_eq!(
+            body["error_codes"].is_array(),
+            path == entra_token,
+            "{path}: {body}"
+        );
     }
     // Refusals are counted like any other answer, per route template.
     let after = metrics(&s).await;
@@ -365,4 +376,52 @@ async fn slow_clients_are_disconnected() {
     // A client that sends its request at once is served as ever.
     let res = s.http.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// A client that stops sending its body is answered 408 when the request time limit passes, in
+/// the shape of the endpoint's errors (RFC 6749 §5.2 JSON with `no-store`; Entra's fields on
+/// the Entra route), not with an empty body.
+#[tokio::test]
+async fn a_stalled_body_is_answered_in_the_endpoints_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(s) = TestServer::start_with(Backend::Sqlite, |c| {
+        c.limits.request_timeout_seconds = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    for path in [
+        "/oauth2/token".to_owned(),
+        format!("/{}/oauth2/v2.0/token", s.tenant_id()),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\ngrant_type=client",
+            s.addr
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_string(&mut answer),
+        )
+        .await
+        .expect("answered before the test gives up")
+        .unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("cache-control: no-store"),
+            "{head}"
+        );
+        let body: Value = serde_json::from_str(body).expect("a JSON error body");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+        assert_eq!(
+            body["error_codes"].is_array(),
+            path.contains("v2.0"),
+            "{body}"
+        );
+    }
 }
