@@ -35,6 +35,30 @@ impl AdminService {
             Some(serde_json::json!({ "kid": kid })),
         )
         .await?;
+        self.published(&kid)
+    }
+
+    /// Adds a PKCS#8 key as the next signing key (`agentauth keys import`), audited as a
+    /// rotation is: a key that will sign tokens is an admin change like any other.
+    pub async fn import_key(&self, actor: &Actor, pem: &str) -> Result<KeyView, AdminError> {
+        let kid = self
+            .keys
+            .import(pem, self.now())
+            .await
+            .map_err(|e| AdminError::invalid("file", e.to_string()))?;
+        let view = self.published(&kid)?;
+        self.record_change(
+            actor,
+            "key.import",
+            None,
+            None,
+            Some(serde_json::json!({ "kid": kid, "alg": view.alg })),
+        )
+        .await?;
+        Ok(view)
+    }
+
+    fn published(&self, kid: &str) -> Result<KeyView, AdminError> {
         self.list_keys()
             .into_iter()
             .find(|k| k.kid == kid)

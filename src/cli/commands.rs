@@ -595,12 +595,12 @@ async fn keys(command: KeyCommand, api: &ApiArgs) -> Result<(), String> {
             let config = store_config(&store)?;
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| format!("reading {}: {e}", file.display()))?;
-            let ring = open_key_ring(&config).await?;
-            let kid = ring
-                .import(&pem, time::OffsetDateTime::now_utc())
+            let admin = offline_admin(&config).await?;
+            let key = admin
+                .import_key(&crate::bootstrap::system_actor(), &pem)
                 .await
                 .map_err(|e| e.to_string())?;
-            json!({ "kid": kid, "state": "next" })
+            json!({ "kid": key.kid, "state": key.state })
         }
     };
     print(api.json, &value, columns);

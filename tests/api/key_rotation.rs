@@ -606,6 +606,11 @@ async fn a_key_imported_into_a_live_servers_store_is_published_as_next_then_sign
         !out.contains("PRIVATE") && !err.contains("PRIVATE"),
         "the private key is echoed"
     );
+    // A key that will sign is an admin change: audited.
+    let imports = s.all_pages("/audit?action=key.import").await;
+    assert_eq!(imports.len(), 1, "{imports:#?}");
+    assert_eq!(imports[0]["detail"]["after"]["kid"], thumbprint.as_str());
+    assert_eq!(imports[0]["detail"]["after"]["alg"], "ES256");
 
     // The live server picks the key up from the store at its next lifecycle check.
     let admin = s.admin_token().await;
