@@ -49,8 +49,27 @@ impl OAuthService {
         req: DelegationRequest<'_>,
         now: OffsetDateTime,
     ) -> Result<Decision, OAuthError> {
-        let agent = &client.agent;
         let subject = self.check_subject(client, req.subject_token, now).await?;
+        // A refusal from here on knows whom it was for: its audit event says so.
+        let named = [
+            ("subject", json!(subject.sub)),
+            ("subject_issuer", json!(subject.issuer)),
+        ];
+        self.decide_for(client, req, subject, now)
+            .await
+            .map_err(|e| e.with_detail(named))
+    }
+
+    /// The decision once the subject token is accepted: the actor, the chain's depth, the
+    /// target and the scopes.
+    async fn decide_for(
+        &self,
+        client: &AuthenticatedClient,
+        req: DelegationRequest<'_>,
+        subject: Subject,
+        now: OffsetDateTime,
+    ) -> Result<Decision, OAuthError> {
+        let agent = &client.agent;
         if let Some(actor) = req.actor_token {
             let v = self.verify_own_token(actor, now);
             let names_agent = v.as_ref().is_some_and(|v| {

@@ -75,6 +75,8 @@ pub struct OAuthError {
     pub challenge: Challenge,
     /// Its audit event is recorded (or the audit log failed): the endpoint records no other.
     pub audited: bool,
+    /// What the refusing step knew that its audit event should say (the subject, say).
+    pub audit_detail: serde_json::Map<String, serde_json::Value>,
 }
 
 impl OAuthError {
@@ -84,7 +86,16 @@ impl OAuthError {
             description: crate::audit::elide_tokens(&description.into()),
             challenge: Challenge::Basic,
             audited: false,
+            audit_detail: serde_json::Map::new(),
         }
+    }
+
+    /// Adds what the refusal's audit event should say.
+    pub fn with_detail<const N: usize>(mut self, detail: [(&str, serde_json::Value); N]) -> Self {
+        for (key, value) in detail {
+            self.audit_detail.insert(key.to_owned(), value);
+        }
+        self
     }
 
     /// Marks the refusal as audited.

@@ -245,11 +245,15 @@ fn refusal(
     error: &OAuthError,
     now: OffsetDateTime,
 ) -> crate::domain::AuditEvent {
-    audit::agent_event(now, client.agent.id, "token.issue", Outcome::Failure)
+    let mut event = audit::agent_event(now, client.agent.id, "token.issue", Outcome::Failure)
         .reason(error.code.as_str(), error.description.clone())
         .with("grant_type", grant.as_str())
         .with("client_auth", client.method.as_str())
-        .with("credential_id", client.credential_id.to_string())
+        .with("credential_id", client.credential_id.to_string());
+    for (key, value) in &error.audit_detail {
+        event = event.with(key, value.clone());
+    }
+    event
 }
 
 /// What a refused request asked for (the target, the scopes), as it asked: SPEC §10 wants a

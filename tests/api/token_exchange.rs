@@ -295,6 +295,17 @@ async fn user_assignments_limit_the_scopes(#[case] backend: Backend) {
         b["error_description"],
         "user user-2 is not assigned any scope on api://spa"
     );
+    // Its audit event names the user, the issuer and what was asked for.
+    let refusals = s
+        .all_pages(&format!(
+            "/audit?agent_id={agent}&action=token.issue&outcome=failure"
+        ))
+        .await;
+    let d = &refusals.last().expect("the refusal's event")["detail"];
+    assert_eq!(d["subject"], "user-2", "{d}");
+    assert_eq!(d["subject_issuer"], w.idp.issuer.as_str(), "{d}");
+    assert_eq!(d["requested_resource"], "api://spa", "{d}");
+    assert_eq!(d["requested_scope"], "massage sauna pool", "{d}");
 }
 
 #[rstest]
