@@ -2,6 +2,7 @@
 //! Every failed login answers the same `invalid_client`; the audit log keeps the real reason.
 //! Right credentials presented for the wrong request are not a failed login.
 
+use super::refusal::claimed_by;
 use super::{ErrorCode, OAuthError, OAuthService, Params};
 use crate::audit::{self, EventExt};
 use crate::crypto::digest::constant_time_eq;
@@ -343,13 +344,9 @@ impl OAuthService {
         match failure {
             Failure::Internal(e) => e,
             Failure::WrongRequest(e) => {
-                let mut event =
-                    audit::event(now, "anonymous", "client.authenticate", Outcome::Failure)
-                        .reason(e.code.as_str(), e.description.clone());
-                if let Some(id) = claimed.filter(|id| Uuid::parse_str(id).is_ok()) {
-                    event = event.with("client_id", id.clone()).agent(id);
-                }
-                match self.audit.record(event).await {
+                let event = audit::event(now, "anonymous", "client.authenticate", Outcome::Failure)
+                    .reason(e.code.as_str(), e.description.clone());
+                match self.audit.record(claimed_by(event, claimed)).await {
                     Ok(()) => e.audited(),
                     Err(a) => a.into(),
                 }
@@ -361,17 +358,9 @@ impl OAuthService {
                         reason: code.to_owned(),
                     })
                     .inc();
-                let mut event =
-                    audit::event(now, "anonymous", "client.authenticate", Outcome::Failure)
-                        .reason(code, explanation);
-                if let Some(id) = claimed {
-                    let id: String = id.chars().take(64).collect();
-                    event = event.with("client_id", id.clone());
-                    if Uuid::parse_str(&id).is_ok() {
-                        event = event.agent(id);
-                    }
-                }
-                if let Err(e) = self.audit.record(event).await {
+                let event = audit::event(now, "anonymous", "client.authenticate", Outcome::Failure)
+                    .reason(code, explanation);
+                if let Err(e) = self.audit.record(claimed_by(event, claimed)).await {
                     return e.into();
                 }
                 OAuthError::invalid_client().audited()

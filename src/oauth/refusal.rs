@@ -7,7 +7,7 @@
 use super::client_auth::BasicCredentials;
 use super::{OAuthError, OAuthService, Params};
 use crate::audit::{self, EventExt};
-use crate::domain::Outcome;
+use crate::domain::{AuditEvent, Outcome};
 use uuid::Uuid;
 
 /// The endpoint a refusal happened at, named by its audit action.
@@ -35,6 +35,20 @@ pub fn claimed_client(params: Option<&Params>, basic: Option<&BasicCredentials>)
         .or_else(|| params.and_then(|p| p.get("client_id")).map(str::to_owned))
 }
 
+/// Names, in an event about an unauthenticated caller, the client it claimed to be: only as
+/// much of the claim as an id needs (it is the caller's text), and as the event's agent when it
+/// is one's id.
+pub(super) fn claimed_by(mut event: AuditEvent, claimed: Option<String>) -> AuditEvent {
+    if let Some(id) = claimed {
+        let id: String = id.chars().take(64).collect();
+        if Uuid::parse_str(&id).is_ok() {
+            event = event.agent(id.clone());
+        }
+        event = event.with("client_id", audit::elide_tokens(&id));
+    }
+    event
+}
+
 impl OAuthService {
     /// Records `error` unless a step already did, and hands it back.
     pub async fn refusal(
@@ -53,14 +67,7 @@ impl OAuthService {
             Outcome::Failure,
         )
         .reason(error.code.as_str(), error.description.clone());
-        if let Some(id) = claimed {
-            // Only as much of it as an id needs: the claim is the caller's text.
-            let id: String = id.chars().take(64).collect();
-            if Uuid::parse_str(&id).is_ok() {
-                event = event.agent(id.clone());
-            }
-            event = event.with("client_id", audit::elide_tokens(&id));
-        }
+        event = claimed_by(event, claimed);
         match self.audit.record(event).await {
             Ok(()) => error.audited(),
             Err(e) => e.into(),
