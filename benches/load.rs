@@ -1,7 +1,8 @@
 //! Load benchmark: starts the release server on SQLite in a temporary directory, registers an
 //! agent, and drives the token endpoint at 1, 16 and 64 connections, reporting tokens/s, p50,
-//! p99 and the server's peak memory. Scenarios: client credentials with a secret, with
-//! private_key_jwt, and token exchange (a user token from a trusted issuer → delegated token).
+//! p99 and the server's peak memory. Scenarios: client credentials with a secret (one agent,
+//! and `many_agents`: 200 agents taking turns), with private_key_jwt, and token exchange (a
+//! user token from a trusted issuer → delegated token).
 //!
 //!     cargo bench --bench load                 # all scenarios, 5 s per step
 //!     LOAD_SECONDS=10 LOAD_SCENARIOS=secret cargo bench --bench load
@@ -141,6 +142,56 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Agents in the `many_agents` scenario.
+const MANY_AGENTS: usize = 200;
+
+/// Registers `n` agents that may get tokens for `api://bench`, each with a secret it has used
+/// once (so that no step pays for a first argon2 check): their ids and secrets.
+async fn register_agents(admin: &Admin, token_endpoint: &str, n: usize) -> Vec<(String, String)> {
+    let mut agents = Vec::with_capacity(n);
+    for i in 0..n {
+        let agent = admin
+            .call(
+                reqwest::Method::POST,
+                "/agents",
+                json!({"name": format!("bench-agent-{i}"), "sponsors": ["bench"]}),
+            )
+            .await;
+        let id = agent["id"].as_str().unwrap_or_default().to_owned();
+        let secret = admin
+            .call(
+                reqwest::Method::POST,
+                &format!("/agents/{id}/credentials"),
+                json!({"type": "client_secret"}),
+            )
+            .await["secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        admin
+            .call(
+                reqwest::Method::PUT,
+                &format!("/agents/{id}/roles"),
+                json!({"resource": "api://bench", "roles": ["read"]}),
+            )
+            .await;
+        let first = admin
+            .http
+            .post(token_endpoint)
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "api://bench/.default"),
+            ])
+            .send()
+            .await
+            .expect("first token");
+        assert!(first.status().is_success(), "agent {i} gets no token");
+        agents.push((id, secret));
+    }
+    agents
 }
 
 /// Makes one request form for a scenario (fresh assertions need fresh jtis).
@@ -341,7 +392,7 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let wanted = std::env::var("LOAD_SCENARIOS")
-        .unwrap_or_else(|_| "secret,private_key_jwt,token_exchange".into());
+        .unwrap_or_else(|_| "secret,many_agents,private_key_jwt,token_exchange".into());
     let server = start_server().await;
     let admin = Admin::new(&server).await;
     admin
@@ -454,6 +505,29 @@ async fn main() {
         }),
     ));
 
+    // Many agents at once, as in production: each request is a different agent's (secret in
+    // the body, `client_secret_post`), so the audit rows of one commit belong to many agents.
+    if wanted.split(',').any(|w| w == "many_agents") {
+        let agents = register_agents(&admin, &token_endpoint, MANY_AGENTS).await;
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        scenarios.push((
+            "many_agents",
+            Arc::new(move || {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % agents.len();
+                let (id, secret) = agents[i].clone();
+                (
+                    vec![
+                        ("grant_type".into(), "client_credentials".into()),
+                        ("scope".into(), "api://bench/.default".into()),
+                        ("client_id".into(), id),
+                        ("client_secret".into(), secret),
+                    ],
+                    None,
+                )
+            }),
+        ));
+    }
+
     let use_wrk = wrk_available();
     println!(
         "agentauth load benchmark: SQLite, audit committed, {seconds} s per step, load from {}, server pid {}",
@@ -477,10 +551,10 @@ async fn main() {
         for c in CONNECTIONS {
             if use_wrk {
                 // Enough distinct bodies that single-use assertions are not replayed in a step.
-                let n = if name == "private_key_jwt" {
-                    30_000 * seconds as usize
-                } else {
-                    1
+                let n = match name {
+                    "private_key_jwt" => 30_000 * seconds as usize,
+                    "many_agents" => MANY_AGENTS,
+                    _ => 1,
                 };
                 let (bodies, basic) = bodies_of(&make, n);
                 match drive_wrk(

@@ -1,6 +1,7 @@
 //! Persistence: one trait per need, one generic SQL implementation stamped out for SQLite and
 //! PostgreSQL, and the file key store. SQL lives only here.
 
+mod audit_lookups;
 mod rows;
 mod sql;
 mod sqlite_writer;

@@ -1,6 +1,6 @@
 //! PostgreSQL, for production and several replicas.
 
-use super::sql::{impl_sql_store, migration_failed};
+use super::sql::{AUDIT_EVENTS, impl_sql_store, migration_failed};
 use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
 
@@ -12,6 +12,15 @@ impl SqlStore<sqlx::Postgres> {
     /// PostgreSQL looks after itself (autovacuum, checkpoints).
     async fn maintain_dialect(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// The audit rows a listing asks for: indexes on `audit_events` serve both lookups.
+    fn push_audit_selection(
+        q: &mut QueryBuilder<sqlx::Postgres>,
+        filter: &AuditFilter,
+        after: i64,
+    ) {
+        push_audit_select(q, "audit_events e", &AUDIT_EVENTS, filter, after);
     }
 }
 

@@ -74,6 +74,21 @@ pub(super) fn migration_failed(e: sqlx::migrate::MigrateError) -> super::StoreEr
 pub(super) const LAST_AUDIT_ROW: &str =
     "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
 
+/// The columns an audit listing's conditions apply to: `audit_events e`'s own, or a lookup
+/// table's where the query joins one.
+pub(super) struct AuditColumns {
+    pub seq: &'static str,
+    pub agent_id: &'static str,
+    pub at_ms: &'static str,
+}
+
+/// The conditions on `audit_events e` itself.
+pub(super) const AUDIT_EVENTS: AuditColumns = AuditColumns {
+    seq: "e.seq",
+    agent_id: "e.agent_id",
+    at_ms: "e.at_ms",
+};
+
 /// The start of an audit row's INSERT, in the column order both writers bind (this file's
 /// and `sqlite_writer.rs`).
 pub(super) const INSERT_AUDIT_ROW: &str = "INSERT INTO audit_events \
@@ -116,6 +131,40 @@ macro_rules! impl_sql_store {
 
         fn page_limit(page: &PageRequest) -> i64 {
             i64::from(page.limit.clamp(1, $crate::domain::page::MAX_LIMIT))
+        }
+
+        /// Pushes `SELECT` of the audit rows `e` in `from` that come after `after` and match
+        /// `filter`, each condition on the column `on` names for it (a lookup table's, where
+        /// `from` joins one).
+        fn push_audit_select(
+            q: &mut QueryBuilder<$db>,
+            from: &str,
+            on: &$crate::store::sql::AuditColumns,
+            filter: &AuditFilter,
+            after: i64,
+        ) {
+            q.push(format_args!(
+                "SELECT {} AS seq, e.id, e.at_ms, e.actor, e.action, e.outcome, e.agent_id, e.reason, e.detail, e.prev_hash, e.hash FROM {from} WHERE {} > ",
+                on.seq, on.seq
+            ))
+            .push_bind(after);
+            if let Some(agent) = &filter.agent_id {
+                q.push(format_args!(" AND {} = ", on.agent_id)).push_bind(agent.clone());
+            }
+            if let Some(action) = &filter.action {
+                q.push(" AND e.action = ").push_bind(action.clone());
+            }
+            if let Some(outcome) = &filter.outcome {
+                q.push(" AND e.outcome = ").push_bind(outcome.clone());
+            }
+            if let Some(since) = filter.since {
+                q.push(format_args!(" AND {} >= ", on.at_ms))
+                    .push_bind($crate::clock::unix_millis(since));
+            }
+            if let Some(until) = filter.until {
+                q.push(format_args!(" AND {} < ", on.at_ms))
+                    .push_bind($crate::clock::unix_millis(until));
+            }
         }
 
         #[async_trait]
@@ -807,30 +856,14 @@ macro_rules! impl_sql_store {
                 filter: &AuditFilter,
                 page: &PageRequest,
             ) -> StoreResult<Vec<AuditRecord>> {
-                let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                    "SELECT seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash FROM audit_events WHERE 1 = 1",
-                );
-                if let Some(agent) = &filter.agent_id {
-                    q.push(" AND agent_id = ").push_bind(agent.clone());
-                }
-                if let Some(action) = &filter.action {
-                    q.push(" AND action = ").push_bind(action.clone());
-                }
-                if let Some(outcome) = &filter.outcome {
-                    q.push(" AND outcome = ").push_bind(outcome.clone());
-                }
-                if let Some(since) = filter.since {
-                    q.push(" AND at_ms >= ").push_bind($crate::clock::unix_millis(since));
-                }
-                if let Some(until) = filter.until {
-                    q.push(" AND at_ms < ").push_bind($crate::clock::unix_millis(until));
-                }
-                if let Some(after) = &page.after {
-                    let after: i64 = after
+                let after: i64 = match &page.after {
+                    Some(after) => after
                         .parse()
-                        .map_err(|_| StoreError::Corrupt("audit cursor".into()))?;
-                    q.push(" AND seq > ").push_bind(after);
-                }
+                        .map_err(|_| StoreError::Corrupt("audit cursor".into()))?,
+                    None => 0,
+                };
+                let mut q: QueryBuilder<$db> = QueryBuilder::new("");
+                Self::push_audit_selection(&mut q, filter, after);
                 q.push(" ORDER BY seq LIMIT ").push_bind(page_limit(page));
                 let rows: Vec<AuditRow> =
                     q.build_query_as().fetch_all(&self.pool).await.map_err(db_error)?;

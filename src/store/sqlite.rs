@@ -1,6 +1,7 @@
 //! The embedded default: SQLite in WAL mode (a file, or in-memory for tests).
 
-use super::sql::{impl_sql_store, migration_failed};
+use super::audit_lookups;
+use super::sql::{AUDIT_EVENTS, impl_sql_store, migration_failed};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,12 +11,38 @@ impl_sql_store!(sqlx::Sqlite);
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 impl SqlStore<sqlx::Sqlite> {
-    /// Writes that no audit event followed (`last_active_at`) reach the database file too.
+    /// Writes that no audit event followed (`last_active_at`) reach the database file too,
+    /// and audit rows another connection wrote reach the lookups.
     async fn maintain_dialect(&self) -> StoreResult<()> {
         if let Some(writer) = &self.sqlite_writer {
             writer.copy_soon();
+            return writer.fill_audit_lookups().await;
         }
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for statement in audit_lookups::FILL {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// The audit rows a listing asks for. Filtered by agent or by time, the rows the lookups
+    /// cover are found through them and the few committed since among the rows themselves;
+    /// both parts come in `seq` order and merge under the listing's `ORDER BY seq`.
+    fn push_audit_selection(q: &mut QueryBuilder<sqlx::Sqlite>, filter: &AuditFilter, after: i64) {
+        let lookup = if filter.agent_id.is_some() {
+            &audit_lookups::BY_AGENT
+        } else if filter.since.is_some() || filter.until.is_some() {
+            &audit_lookups::BY_TIME
+        } else {
+            return push_audit_select(q, "audit_events e", &AUDIT_EVENTS, filter, after);
+        };
+        push_audit_select(q, lookup.from, &lookup.columns, filter, after);
+        q.push(" UNION ALL ");
+        push_audit_select(q, "audit_events e", &AUDIT_EVENTS, filter, after);
+        q.push(audit_lookups::NOT_YET_LOOKED_UP);
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod audit_listing;
 mod records;
 
 /// A fresh, migrated store, and the directory that holds its SQLite file.

@@ -605,14 +605,14 @@ async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend
     let t = OffsetDateTime::now_utc();
     let mut prev = agentauth::audit::GENESIS.to_owned();
     for seq in 1..=3 {
-        let e = event(t, "before", "thing.done", Outcome::Success);
+        let e = event(t, "before", "thing.done", Outcome::Success).agent("early");
         let hash = chain_hash(&prev, seq, &e);
         let inserted = crate::support::execute_sql(
             backend,
             &url,
             &format!(
                 "INSERT INTO audit_events (seq, id, at_ms, actor, action, outcome, agent_id, reason, detail, prev_hash, hash) \
-                 VALUES ({seq}, '{}', {}, 'before', 'thing.done', 'success', NULL, NULL, '{{}}', '{prev}', '{hash}')",
+                 VALUES ({seq}, '{}', {}, 'before', 'thing.done', 'success', 'early', NULL, '{{}}', '{prev}', '{hash}')",
                 e.id,
                 agentauth::clock::unix_millis(e.at),
             ),
@@ -627,7 +627,7 @@ async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend
         .expect("migrates to 0003");
     store
         .append_audit(
-            &prepared([event(t, "after", "thing.done", Outcome::Success)]),
+            &prepared([event(t, "after", "thing.done", Outcome::Success).agent("early")]),
             &link,
         )
         .await
@@ -637,6 +637,19 @@ async fn an_audit_chain_from_before_migration_3_goes_on_after_it(#[case] backend
         .await
         .unwrap();
     assert_eq!(verify_chain(&all), Ok(4));
+    // The rows from before are found by agent too (SQLite's migration 0004 looks them up).
+    let early = AuditFilter {
+        agent_id: Some("early".into()),
+        ..Default::default()
+    };
+    let by_agent = store
+        .list_audit(&early, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_agent.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert_eq!(
         all.iter()
             .map(|r| r.event.actor.as_str())
