@@ -89,6 +89,10 @@ pub(super) const AUDIT_EVENTS: AuditColumns = AuditColumns {
     at_ms: "e.at_ms",
 };
 
+/// Moves an agent's `last_active_at` forward, never back.
+pub(super) const TOUCH_AGENT: &str = "UPDATE agents SET last_active_at = $2 \
+     WHERE id = $1 AND (last_active_at IS NULL OR last_active_at < $2)";
+
 /// The start of an audit row's INSERT, in the column order both writers bind (this file's
 /// and `sqlite_writer.rs`).
 pub(super) const INSERT_AUDIT_ROW: &str = "INSERT INTO audit_events \
@@ -291,11 +295,12 @@ macro_rules! impl_sql_store {
             }
 
             async fn touch_agents(&self, seen: &[(Uuid, OffsetDateTime)]) -> StoreResult<()> {
+                if let Some(writer) = &self.sqlite_writer {
+                    return writer.touch_agents(seen).await;
+                }
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
                 for (id, at) in seen {
-                    sqlx::query(
-                        "UPDATE agents SET last_active_at = $2 WHERE id = $1 AND (last_active_at IS NULL OR last_active_at < $2)",
-                    )
+                    sqlx::query(super::sql::TOUCH_AGENT)
                     .bind(id.to_string())
                     .bind(secs(*at))
                     .execute(&mut *tx)

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
 
 /// How often the writer checkpoints. The copier has copied nearly everything by then; the
 /// writer's pass, with no commit racing it, is the one that lets the next commit start the WAL
@@ -112,6 +113,15 @@ impl SqliteWriter {
     ) -> StoreResult<Vec<bool>> {
         let mut writer = self.begin().await?;
         let result = claim(&mut writer.connection, keys);
+        self.finish(writer, result)
+    }
+
+    /// Records when agents were last active (a batch a second, `activity.rs`). Here rather
+    /// than through the pool: a pool connection holding the write lock for a few hundred
+    /// updates, one thread hop each, made the batches behind it wait milliseconds.
+    pub(crate) async fn touch_agents(&self, seen: &[(Uuid, OffsetDateTime)]) -> StoreResult<()> {
+        let writer = self.begin().await?;
+        let result = touch(&writer.connection, seen);
         self.finish(writer, result)
     }
 
@@ -288,6 +298,20 @@ fn claim(connection: &mut Connection, keys: &[(String, OffsetDateTime)]) -> Stor
             Ok(inserted == 1)
         })
         .collect()
+}
+
+fn touch(connection: &Connection, seen: &[(Uuid, OffsetDateTime)]) -> StoreResult<()> {
+    let mut update = connection
+        .prepare_cached(super::sql::TOUCH_AGENT)
+        .map_err(error)?;
+    for (id, at) in seen {
+        update
+            // By name: SQLite numbers `$n` parameters in order of appearance, and `$2` comes
+            // first in this statement.
+            .execute(rusqlite::named_params! {"$1": id.to_string(), "$2": super::rows::secs(*at)})
+            .map_err(error)?;
+    }
+    Ok(())
 }
 
 /// Runs a statement the writer runs every batch, parsed once.

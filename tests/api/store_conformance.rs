@@ -136,6 +136,38 @@ async fn agents(#[case] backend: Backend) {
     store.touch_agents(&[]).await.unwrap();
 }
 
+/// `last_active_at` moves forward only, for each agent of a batch, and an unknown agent in the
+/// batch changes nothing.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn agents_last_active_at_moves_forward_only(#[case] backend: Backend) {
+    let Some((store, _dir)) = open(backend).await else {
+        return;
+    };
+    let t = now();
+    let (a, b) = (agent("active-a", t), agent("active-b", t));
+    store.insert_agent(&a).await.unwrap();
+    store.insert_agent(&b).await.unwrap();
+    let seen = |id: Uuid| {
+        let store = store.clone();
+        async move { store.get_agent(id).await.unwrap().unwrap().last_active_at }
+    };
+    store
+        .touch_agents(&[(a.id, t), (b.id, t), (Uuid::now_v7(), t)])
+        .await
+        .unwrap();
+    assert_eq!((seen(a.id).await, seen(b.id).await), (Some(t), Some(t)));
+    let later = t + time::Duration::seconds(10);
+    let earlier = t - time::Duration::seconds(10);
+    store
+        .touch_agents(&[(a.id, later), (b.id, earlier)])
+        .await
+        .unwrap();
+    assert_eq!((seen(a.id).await, seen(b.id).await), (Some(later), Some(t)));
+}
+
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
