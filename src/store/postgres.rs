@@ -16,6 +16,7 @@ impl SqlStore<sqlx::Postgres> {
 
     /// The audit rows a listing asks for: indexes on `audit_events` serve both lookups.
     fn push_audit_selection(
+        &self,
         q: &mut QueryBuilder<sqlx::Postgres>,
         filter: &AuditFilter,
         after: i64,

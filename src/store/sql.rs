@@ -15,6 +15,8 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// SQLite files only: where the hot path's group commits go instead of the pool (audit
     /// batches, single-use assertion keys), on a connection of their own.
     pub(super) sqlite_writer: Option<super::sqlite_writer::SqliteWriter>,
+    /// SQLite files only: the audit lookups by agent and by time, in a file of their own.
+    pub(super) audit_lookups: Option<super::audit_lookups::AuditLookups>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
@@ -24,16 +26,19 @@ impl<DB: sqlx::Database> SqlStore<DB> {
             pool,
             audit_head: tokio::sync::Mutex::new(None),
             sqlite_writer: None,
+            audit_lookups: None,
         }
     }
 
-    /// A SQLite file: the pool, and the writer that takes the group commits.
+    /// A SQLite file: the pool, the writer that takes the group commits, and the audit lookups.
     pub(super) fn with_sqlite_writer(
         pool: Pool<DB>,
         writer: super::sqlite_writer::SqliteWriter,
+        audit_lookups: super::audit_lookups::AuditLookups,
     ) -> Self {
         Self {
             sqlite_writer: Some(writer),
+            audit_lookups: Some(audit_lookups),
             ..Self::new(pool)
         }
     }
@@ -868,7 +873,7 @@ macro_rules! impl_sql_store {
                     None => 0,
                 };
                 let mut q: QueryBuilder<$db> = QueryBuilder::new("");
-                Self::push_audit_selection(&mut q, filter, after);
+                self.push_audit_selection(&mut q, filter, after);
                 q.push(" ORDER BY seq LIMIT ").push_bind(page_limit(page));
                 let rows: Vec<AuditRow> =
                     q.build_query_as().fetch_all(&self.pool).await.map_err(db_error)?;

@@ -12,31 +12,37 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 impl SqlStore<sqlx::Sqlite> {
     /// Writes that no audit event followed (`last_active_at`) reach the database file too,
-    /// and audit rows another connection wrote reach the lookups.
+    /// and the audit lookups catch up with rows another process wrote.
     async fn maintain_dialect(&self) -> StoreResult<()> {
         if let Some(writer) = &self.sqlite_writer {
             writer.copy_soon();
-            return writer.fill_audit_lookups().await;
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for statement in audit_lookups::FILL {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        if let Some(lookups) = &self.audit_lookups {
+            lookups.fill_now().await?;
         }
-        tx.commit().await.map_err(db_error)
+        Ok(())
     }
 
     /// The audit rows a listing asks for. Filtered by agent or by time, the rows the lookups
     /// cover are found through them and the few committed since among the rows themselves;
-    /// both parts come in `seq` order and merge under the listing's `ORDER BY seq`.
-    fn push_audit_selection(q: &mut QueryBuilder<sqlx::Sqlite>, filter: &AuditFilter, after: i64) {
-        let lookup = if filter.agent_id.is_some() {
-            &audit_lookups::BY_AGENT
+    /// both parts come in `seq` order and merge under the listing's `ORDER BY seq`. An
+    /// in-memory database has no lookups: it is read straight through.
+    fn push_audit_selection(
+        &self,
+        q: &mut QueryBuilder<sqlx::Sqlite>,
+        filter: &AuditFilter,
+        after: i64,
+    ) {
+        let lookup = if self.audit_lookups.is_none() {
+            None
+        } else if filter.agent_id.is_some() {
+            Some(&audit_lookups::BY_AGENT)
         } else if filter.since.is_some() || filter.until.is_some() {
-            &audit_lookups::BY_TIME
+            Some(&audit_lookups::BY_TIME)
         } else {
+            None
+        };
+        let Some(lookup) = lookup else {
             return push_audit_select(q, "audit_events e", &AUDIT_EVENTS, filter, after);
         };
         push_audit_select(q, lookup.from, &lookup.columns, filter, after);
@@ -62,31 +68,48 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
         .pragma("wal_autocheckpoint", "1000")
         .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
-    if !in_memory {
-        create_private(options.get_filename())?;
+    if in_memory {
+        // An in-memory database lives in one connection: keep exactly one.
+        let pool = pool_options(true, 1)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        MIGRATOR.run(&pool).await.map_err(migration_failed)?;
+        return Ok(SqlStore::new(pool));
     }
-    // An in-memory database lives in one connection: keep exactly one.
-    let pool = pool_options(in_memory, if in_memory { 1 } else { 8 })
+    let path = options.get_filename().to_owned();
+    create_private(&path)?;
+    create_private(&audit_lookups::file_of(&path))?;
+    let lookups_file = audit_lookups::file_of(&path).to_string_lossy().into_owned();
+    let pool = pool_options(false, 8)
+        // Listings by agent or time read the audit lookups' file beside the database.
+        .after_connect(move |connection, _| {
+            let file = lookups_file.clone();
+            Box::pin(async move {
+                sqlx::query(audit_lookups::ATTACH)
+                    .bind(file)
+                    .execute(connection)
+                    .await
+                    .map(|_| ())
+            })
+        })
         .connect_with(options.clone())
         .await
         .map_err(db_error)?;
     MIGRATOR.run(&pool).await.map_err(migration_failed)?;
-    if in_memory {
-        return Ok(SqlStore::new(pool));
-    }
-    let path = options.get_filename().to_owned();
     let copier_pool = pool_options(false, 1)
         .connect_with(options)
         .await
         .map_err(db_error)?;
     let copier = super::wal_copier::WalCopier::start(copier_pool);
     let writer = super::sqlite_writer::SqliteWriter::open(&path, copier)?;
-    Ok(SqlStore::with_sqlite_writer(pool, writer))
+    let lookups = audit_lookups::AuditLookups::open(&path)?;
+    Ok(SqlStore::with_sqlite_writer(pool, writer, lookups))
 }
 
 /// Creates a new database file readable by its owner only: it holds secret hashes and the
 /// audit trail, and SQLite gives the `-wal` and `-shm` files beside it the same mode.
-fn create_private(path: &std::path::Path) -> StoreResult<()> {
+pub(super) fn create_private(path: &std::path::Path) -> StoreResult<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -24,11 +24,6 @@ use uuid::Uuid;
 /// at 50 ms, few waits went past 3.2 ms; at 100 and 250 ms there was more to copy each time, and
 /// the p99 at 16 connections rose past 3 ms.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-/// How often a batch also fills the audit lookups with the rows committed since the last fill
-/// (`audit_lookups.rs`). Each fill writes a lookup page once per agent seen since the last; at
-/// 100 and 250 ms there was less to write in all, but the batch that carried the fill waited
-/// longer (p99 at 16 connections and 200 agents: 5.7 ms at 25 ms, 7.4–8 at 100, 13–14 at 250).
-const FILL_EVERY: Duration = Duration::from_millis(25);
 /// How long a batch waits for another process's write lock before it fails.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -40,25 +35,6 @@ pub(crate) struct SqliteWriter {
 struct Writer {
     connection: Connection,
     last_checkpoint: Instant,
-    last_fill: Instant,
-}
-
-impl Writer {
-    /// Fills the audit lookups, inside the open transaction, when it is time to.
-    fn fill_lookups_when_due(&mut self) -> StoreResult<()> {
-        if self.last_fill.elapsed() < FILL_EVERY {
-            return Ok(());
-        }
-        self.fill_lookups()
-    }
-
-    fn fill_lookups(&mut self) -> StoreResult<()> {
-        self.last_fill = Instant::now();
-        for statement in super::audit_lookups::FILL {
-            run_cached(&self.connection, statement).map_err(error)?;
-        }
-        Ok(())
-    }
 }
 
 impl SqliteWriter {
@@ -79,7 +55,6 @@ impl SqliteWriter {
             connection: Arc::new(Mutex::new(Writer {
                 connection,
                 last_checkpoint: Instant::now(),
-                last_fill: Instant::now(),
             })),
             copier,
         })
@@ -94,15 +69,7 @@ impl SqliteWriter {
         link: &ChainLink,
     ) -> StoreResult<()> {
         let mut writer = self.begin().await?;
-        let result = append(&mut writer.connection, events, link)
-            .and_then(|()| writer.fill_lookups_when_due());
-        self.finish(writer, result)
-    }
-
-    /// Fills the audit lookups now: rows other connections wrote get there too.
-    pub(crate) async fn fill_audit_lookups(&self) -> StoreResult<()> {
-        let mut writer = self.begin().await?;
-        let result = writer.fill_lookups();
+        let result = append(&mut writer.connection, events, link);
         self.finish(writer, result)
     }
 
