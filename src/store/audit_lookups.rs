@@ -76,14 +76,19 @@ impl AuditLookups {
     /// if they do not match it, fills them, and keeps filling them. The database must be
     /// migrated already.
     pub(crate) fn open(database: &Path) -> StoreResult<Self> {
-        let connection = Connection::open(file_of(database)).map_err(error)?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(error)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(error)?;
-        connection.execute_batch(CREATE).map_err(error)?;
+        let file = file_of(database);
+        Self::open_file(database, &file).map_err(|e| unusable(&file, e))
+    }
+
+    /// Creates the lookups' tables if they are not there: before the listing's connections
+    /// attach the file, so that one that is not a database is reported as such.
+    pub(crate) fn create(database: &Path) -> StoreResult<()> {
+        let file = file_of(database);
+        connect(&file).map(drop).map_err(|e| unusable(&file, e))
+    }
+
+    fn open_file(database: &Path, file: &Path) -> StoreResult<Self> {
+        let connection = connect(file)?;
         connection
             .execute("ATTACH DATABASE ?1 AS audit", [database.to_string_lossy()])
             .map_err(error)?;
@@ -117,6 +122,26 @@ pub(crate) fn file_of(database: &Path) -> PathBuf {
 
 /// `ATTACH`es the lookups' file (bound: [`file_of`]) to a connection of the listing's pool.
 pub(crate) const ATTACH: &str = "ATTACH DATABASE ?1 AS lookups";
+
+/// A connection to the lookups' file, its tables created.
+fn connect(file: &Path) -> StoreResult<Connection> {
+    let connection = Connection::open(file).map_err(error)?;
+    connection
+        .busy_timeout(Duration::from_secs(10))
+        .map_err(error)?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .map_err(error)?;
+    connection.execute_batch(CREATE).map_err(error)?;
+    Ok(connection)
+}
+
+fn unusable(file: &Path, e: StoreError) -> StoreError {
+    StoreError::Database(format!(
+        "{e} ({} is derived from the database: remove it and it is filled again)",
+        file.display()
+    ))
+}
 
 async fn fill_loop(connection: Arc<Mutex<Connection>>) {
     let mut tick = tokio::time::interval(FILL_EVERY);

@@ -80,6 +80,7 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
     let path = options.get_filename().to_owned();
     create_private(&path)?;
     create_private(&audit_lookups::file_of(&path))?;
+    audit_lookups::AuditLookups::create(&path)?;
     let lookups_file = audit_lookups::file_of(&path).to_string_lossy().into_owned();
     let pool = pool_options(false, 8)
         // Listings by agent or time read the audit lookups' file beside the database.

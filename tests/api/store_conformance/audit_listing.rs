@@ -205,3 +205,29 @@ async fn sqlite_audit_lookups_start_over_when_the_database_changed_under_them() 
     );
     assert_eq!(looked_up(dir.path()).await, (9, 9, 9));
 }
+
+/// SQLite only: a lookups file that is not a database stops the store from opening, with an
+/// error that names it and says it can go; once it is gone, the store opens and fills it again.
+#[tokio::test]
+async fn sqlite_an_unusable_audit_lookups_file_is_named_and_can_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("agentauth.db").display());
+    let lookups = dir.path().join("agentauth.db-audit-lookups");
+    std::fs::write(&lookups, "not a database ".repeat(512)).unwrap();
+    let Err(e) = agentauth::store::open(&url).await else {
+        panic!("a store opened over an unusable lookups file");
+    };
+    assert!(
+        e.to_string()
+            .contains("agentauth.db-audit-lookups is derived from the database"),
+        "{e}"
+    );
+    std::fs::remove_file(&lookups).unwrap();
+    let store = agentauth::store::open(&url).await.unwrap();
+    store
+        .append_audit(&six(OffsetDateTime::now_utc(), 0), &link)
+        .await
+        .unwrap();
+    store.maintain().await.unwrap();
+    assert_eq!(looked_up(dir.path()).await, (6, 6, 6));
+}
