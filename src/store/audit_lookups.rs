@@ -73,8 +73,8 @@ pub(crate) struct AuditLookups {
 
 impl AuditLookups {
     /// Opens the lookups beside `database` (their file created already, private), starts over
-    /// if they do not match it, fills them, and keeps filling them. The database must be
-    /// migrated already.
+    /// if they do not match it, and starts filling them. The database must be migrated
+    /// already.
     pub(crate) fn open(database: &Path) -> StoreResult<Self> {
         let file = file_of(database);
         Self::open_file(database, &file).map_err(|e| unusable(&file, e))
@@ -93,7 +93,10 @@ impl AuditLookups {
             .execute("ATTACH DATABASE ?1 AS audit", [database.to_string_lossy()])
             .map_err(error)?;
         let connection = Arc::new(Mutex::new(connection));
-        fill(&connection)?;
+        // Lookups that no longer match are emptied before any listing reads them; filling them
+        // (all of an upgraded database's rows, the first time) is the background's work, and
+        // listings read what is not filled yet directly meanwhile.
+        update(&connection, false)?;
         let task = tokio::spawn(fill_loop(connection.clone()));
         Ok(Self { connection, task })
     }
@@ -158,6 +161,12 @@ async fn fill_loop(connection: Arc<Mutex<Connection>>) {
 }
 
 fn fill(connection: &Mutex<Connection>) -> StoreResult<()> {
+    update(connection, true)
+}
+
+/// Empties the lookups if the database no longer holds the row they end at, then, if `fill`,
+/// adds the rows committed since.
+fn update(connection: &Mutex<Connection>, fill: bool) -> StoreResult<()> {
     let mut connection = connection
         .lock()
         .map_err(|_| StoreError::Database("the audit lookups' connection is poisoned".into()))?;
@@ -172,10 +181,12 @@ fn fill(connection: &Mutex<Connection>) -> StoreResult<()> {
         tracing::info!("the audit lookups do not match the database; filling them again");
         tx.execute_batch(START_OVER).map_err(error)?;
     }
-    for statement in FILL {
-        tx.prepare_cached(statement)
-            .and_then(|mut s| s.execute([]))
-            .map_err(error)?;
+    if fill {
+        for statement in FILL {
+            tx.prepare_cached(statement)
+                .and_then(|mut s| s.execute([]))
+                .map_err(error)?;
+        }
     }
     tx.commit().map_err(error)
 }
