@@ -65,48 +65,40 @@ const STILL_THERE: &str = "SELECT upto = 0 OR EXISTS (SELECT 1 FROM audit.audit_
 const START_OVER: &str = "DELETE FROM audit_by_agent; DELETE FROM audit_by_time; \
      UPDATE audit_indexed SET upto = 0, upto_hash = NULL;";
 
-/// The lookups' file and the task that fills it.
+/// The task that fills the lookups; dropping it stops it.
 pub(crate) struct AuditLookups {
-    connection: Arc<Mutex<Connection>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl AuditLookups {
-    /// Opens the lookups beside `database` (their file created already, private), starts over
-    /// if they do not match it, and starts filling them. The database must be migrated
-    /// already.
+    /// Creates the lookups' file beside `database` if it is not there (readable by its owner
+    /// only, as the database is) and its tables, and returns its path: before the listing's
+    /// connections attach it, so that a file there that is not a database is reported as such.
+    pub(crate) fn create(database: &Path) -> StoreResult<PathBuf> {
+        let file = file_of(database);
+        super::sqlite::create_private(&file)?;
+        connect(&file).map_err(|e| unusable(&file, e))?;
+        Ok(file)
+    }
+
+    /// Opens the lookups that [`create`](Self::create) made, empties them if they do not
+    /// match `database`, and starts filling them. The database must be migrated already.
     pub(crate) fn open(database: &Path) -> StoreResult<Self> {
         let file = file_of(database);
-        Self::open_file(database, &file).map_err(|e| unusable(&file, e))
-    }
-
-    /// Creates the lookups' tables if they are not there: before the listing's connections
-    /// attach the file, so that one that is not a database is reported as such.
-    pub(crate) fn create(database: &Path) -> StoreResult<()> {
-        let file = file_of(database);
-        connect(&file).map(drop).map_err(|e| unusable(&file, e))
-    }
-
-    fn open_file(database: &Path, file: &Path) -> StoreResult<Self> {
-        let connection = connect(file)?;
-        connection
-            .execute("ATTACH DATABASE ?1 AS audit", [database.to_string_lossy()])
-            .map_err(error)?;
+        let connection = connect(&file)
+            .and_then(|c| {
+                c.execute("ATTACH DATABASE ?1 AS audit", [database.to_string_lossy()])
+                    .map_err(error)?;
+                Ok(c)
+            })
+            .map_err(|e| unusable(&file, e))?;
         let connection = Arc::new(Mutex::new(connection));
         // Lookups that no longer match are emptied before any listing reads them; filling them
         // (all of an upgraded database's rows, the first time) is the background's work, and
         // listings read what is not filled yet directly meanwhile.
-        update(&connection, false)?;
+        in_transaction(&connection, |_| Ok(()))?;
         let task = tokio::spawn(fill_loop(connection.clone()));
-        Ok(Self { connection, task })
-    }
-
-    /// Fills the lookups now, and returns once they cover every committed row.
-    pub(crate) async fn fill_now(&self) -> StoreResult<()> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || fill(&connection))
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?
+        Ok(Self { task })
     }
 }
 
@@ -117,7 +109,7 @@ impl Drop for AuditLookups {
 }
 
 /// The lookups' file for a database file.
-pub(crate) fn file_of(database: &Path) -> PathBuf {
+fn file_of(database: &Path) -> PathBuf {
     let mut name = database.file_name().unwrap_or_default().to_os_string();
     name.push("-audit-lookups");
     database.with_file_name(name)
@@ -160,13 +152,24 @@ async fn fill_loop(connection: Arc<Mutex<Connection>>) {
     }
 }
 
+/// Adds the rows committed since the last fill.
 fn fill(connection: &Mutex<Connection>) -> StoreResult<()> {
-    update(connection, true)
+    in_transaction(connection, |tx| {
+        for statement in FILL {
+            tx.prepare_cached(statement)
+                .and_then(|mut s| s.execute([]))
+                .map_err(error)?;
+        }
+        Ok(())
+    })
 }
 
-/// Empties the lookups if the database no longer holds the row they end at, then, if `fill`,
-/// adds the rows committed since.
-fn update(connection: &Mutex<Connection>, fill: bool) -> StoreResult<()> {
+/// Runs `work` in a transaction on the lookups, after emptying them if the database no
+/// longer holds the row they end at.
+fn in_transaction(
+    connection: &Mutex<Connection>,
+    work: impl FnOnce(&rusqlite::Transaction) -> StoreResult<()>,
+) -> StoreResult<()> {
     let mut connection = connection
         .lock()
         .map_err(|_| StoreError::Database("the audit lookups' connection is poisoned".into()))?;
@@ -181,13 +184,7 @@ fn update(connection: &Mutex<Connection>, fill: bool) -> StoreResult<()> {
         tracing::info!("the audit lookups do not match the database; filling them again");
         tx.execute_batch(START_OVER).map_err(error)?;
     }
-    if fill {
-        for statement in FILL {
-            tx.prepare_cached(statement)
-                .and_then(|mut s| s.execute([]))
-                .map_err(error)?;
-        }
-    }
+    work(&tx)?;
     tx.commit().map_err(error)
 }
 

@@ -11,14 +11,10 @@ impl_sql_store!(sqlx::Sqlite);
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 impl SqlStore<sqlx::Sqlite> {
-    /// Writes that no audit event followed (`last_active_at`) reach the database file too,
-    /// and the audit lookups catch up with rows another process wrote.
+    /// Writes that no audit event followed reach the database file too.
     async fn maintain_dialect(&self) -> StoreResult<()> {
         if let Some(writer) = &self.sqlite_writer {
             writer.copy_soon();
-        }
-        if let Some(lookups) = &self.audit_lookups {
-            lookups.fill_now().await?;
         }
         Ok(())
     }
@@ -79,9 +75,9 @@ pub async fn open(url: &str) -> StoreResult<SqlStore<sqlx::Sqlite>> {
     }
     let path = options.get_filename().to_owned();
     create_private(&path)?;
-    create_private(&audit_lookups::file_of(&path))?;
-    audit_lookups::AuditLookups::create(&path)?;
-    let lookups_file = audit_lookups::file_of(&path).to_string_lossy().into_owned();
+    let lookups_file = audit_lookups::AuditLookups::create(&path)?
+        .to_string_lossy()
+        .into_owned();
     let pool = pool_options(false, 8)
         // Listings by agent or time read the audit lookups' file beside the database.
         .after_connect(move |connection, _| {
