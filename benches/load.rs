@@ -147,36 +147,42 @@ fn now() -> u64 {
 /// Agents in the `many_agents` scenario.
 const MANY_AGENTS: usize = 200;
 
-/// Registers `n` agents that may get tokens for `api://bench`, each with a secret it has used
-/// once (so that no step pays for a first argon2 check): their ids and secrets.
+/// Registers an agent with a secret and the role `read` on `api://bench`: its id and secret.
+async fn register_agent(admin: &Admin, name: &str) -> (String, String) {
+    let agent = admin
+        .call(
+            reqwest::Method::POST,
+            "/agents",
+            json!({"name": name, "sponsors": ["bench"]}),
+        )
+        .await;
+    let id = agent["id"].as_str().unwrap_or_default().to_owned();
+    let secret = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/agents/{id}/credentials"),
+            json!({"type": "client_secret"}),
+        )
+        .await["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    admin
+        .call(
+            reqwest::Method::PUT,
+            &format!("/agents/{id}/roles"),
+            json!({"resource": "api://bench", "roles": ["read"]}),
+        )
+        .await;
+    (id, secret)
+}
+
+/// Registers `n` agents, each with a secret it has used once (so that no step pays for a
+/// first argon2 check): their ids and secrets.
 async fn register_agents(admin: &Admin, token_endpoint: &str, n: usize) -> Vec<(String, String)> {
     let mut agents = Vec::with_capacity(n);
     for i in 0..n {
-        let agent = admin
-            .call(
-                reqwest::Method::POST,
-                "/agents",
-                json!({"name": format!("bench-agent-{i}"), "sponsors": ["bench"]}),
-            )
-            .await;
-        let id = agent["id"].as_str().unwrap_or_default().to_owned();
-        let secret = admin
-            .call(
-                reqwest::Method::POST,
-                &format!("/agents/{id}/credentials"),
-                json!({"type": "client_secret"}),
-            )
-            .await["secret"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        admin
-            .call(
-                reqwest::Method::PUT,
-                &format!("/agents/{id}/roles"),
-                json!({"resource": "api://bench", "roles": ["read"]}),
-            )
-            .await;
+        let (id, secret) = register_agent(admin, &format!("bench-agent-{i}")).await;
         let first = admin
             .http
             .post(token_endpoint)
@@ -402,31 +408,7 @@ async fn main() {
             json!({"identifier": "api://bench", "roles": ["read"], "scopes": ["read"]}),
         )
         .await;
-    let agent = admin
-        .call(
-            reqwest::Method::POST,
-            "/agents",
-            json!({"name": "bench-agent", "sponsors": ["bench"]}),
-        )
-        .await;
-    let id = agent["id"].as_str().unwrap_or_default().to_owned();
-    let secret = admin
-        .call(
-            reqwest::Method::POST,
-            &format!("/agents/{id}/credentials"),
-            json!({"type": "client_secret"}),
-        )
-        .await["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    admin
-        .call(
-            reqwest::Method::PUT,
-            &format!("/agents/{id}/roles"),
-            json!({"resource": "api://bench", "roles": ["read"]}),
-        )
-        .await;
+    let (id, secret) = register_agent(&admin, "bench-agent").await;
     admin
         .call(
             reqwest::Method::PUT,
