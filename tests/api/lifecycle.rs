@@ -338,8 +338,9 @@ async fn health_and_readiness_answer(#[case] backend: Backend) {
     }
 }
 
-/// Files holding secrets are their owner's only: the signing key, the admin credentials, and
-/// the database (secret hashes, the audit trail) with its WAL.
+/// Files holding secrets are their owner's only: the signing key, the admin credentials, the
+/// database (secret hashes, the audit trail) with its WAL, and the audit lookups (agent ids,
+/// times) with theirs.
 #[cfg(unix)]
 #[tokio::test]
 async fn files_holding_secrets_are_private() {
@@ -351,6 +352,8 @@ async fn files_holding_secrets_are_private() {
         s.data_dir.join("admin-credentials.json"),
         s.data_dir.join("agentauth.db"),
         s.data_dir.join("agentauth.db-wal"),
+        s.data_dir.join("agentauth.db-audit-lookups"),
+        s.data_dir.join("agentauth.db-audit-lookups-wal"),
     ];
     for entry in std::fs::read_dir(s.data_dir.join("keys")).unwrap() {
         let path = entry.unwrap().path();
@@ -358,7 +361,7 @@ async fn files_holding_secrets_are_private() {
             files.push(path);
         }
     }
-    assert!(files.len() > 3, "no private key file in {files:?}");
+    assert!(files.len() > 5, "no private key file in {files:?}");
     for file in files {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", file.display());
